@@ -1,0 +1,32 @@
+# The two Quick start commands: `make demo` and `make test`. Both build .venv first (a no-op when done).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+export MUJOCO_GL ?= egl
+
+.PHONY: demo test test-fast lint clean
+
+$(VENV): $(BIN)/robopg
+$(BIN)/robopg: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $(BIN)/robopg
+
+demo: $(VENV)
+	$(BIN)/robopg train InvertedPendulum-v5 --run-dir runs/demo
+	$(BIN)/robopg eval runs/demo --episodes 10
+
+test: $(VENV)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(VENV)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(VENV)
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
