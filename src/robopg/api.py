@@ -1,0 +1,117 @@
+"""The Python entry points: ``train``, ``resume``, ``load``, ``evaluate``."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .config import Config, ConfigError
+from .envs import check_env_id, make_vector_env
+from .policies import Policy, make_policy
+from .trainer import Run, Trainer
+
+
+def default_run_dir(config: Config) -> Path:
+    name = config.name or f"{config.estimator}-{config.baseline}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / config.env_id / name
+
+
+def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = False) -> Run:
+    """Train a policy as ``config`` says; write the run directory; return the ``Run``."""
+    config.validate()
+    check_env_id(config.env_id)
+    run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
+    if (run_dir / "config.yaml").exists():
+        if not overwrite:
+            raise ConfigError(f"--run-dir: {run_dir} already holds a run; resume it with `robopg resume "
+                              f"{run_dir}`, or pass --overwrite to start again")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.run_dir = str(run_dir)
+    config.save(run_dir / "config.yaml")
+    return Trainer(config, run_dir).train()
+
+
+def resume(run_dir: str | Path, steps: int | None = None) -> Run:
+    """Continue an interrupted run from checkpoints/latest.pt; ``steps`` can extend its budget."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    if steps is not None:
+        config.steps = steps
+        config.validate()
+        config.save(run_dir / "config.yaml")
+    data = checkpoint.load(run_dir / "checkpoints" / "latest.pt", env_id=config.env_id)
+    trainer = Trainer(config, run_dir)
+    trainer.load_checkpoint(data)
+    return trainer.train()
+
+
+def load_config(run_dir: str | Path) -> Config:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a robopg run: it has no config.yaml")
+    return Config.load(run_dir / "config.yaml")
+
+
+def _checkpoint_path(path: Path, which: str) -> Path:
+    return path if path.is_file() else path / "checkpoints" / f"{which}.pt"
+
+
+def load(path: str | Path, which: str = "latest") -> Policy:
+    """A trained policy from a run directory (its ``checkpoints/<which>.pt``) or a checkpoint file.
+
+    ``policy.act(obs, deterministic=True)`` gives the action to send to the environment.
+    """
+    ckpt = checkpoint.load(_checkpoint_path(Path(path), which))
+    config = Config.from_dict(ckpt["config"])
+    env = make_vector_env(config.env_id, 1)
+    try:
+        policy = make_policy(config, env.single_observation_space, env.single_action_space)
+    finally:
+        env.close()
+    try:
+        policy.load_state_dict(ckpt["policy"])
+    except RuntimeError as e:
+        raise checkpoint.CheckpointError(f"{path}: the saved policy does not match its config "
+                                         f"({str(e).splitlines()[0][:200]})") from e
+    policy.eval()
+    policy.config = config
+    return policy
+
+
+def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000,
+             deterministic: bool = True, num_envs: int | None = None) -> dict:
+    """Mean and std of the return over ``episodes`` complete episodes (seeded, so repeatable)."""
+    if episodes <= 0:
+        raise ConfigError(f"--episodes: must be positive, got {episodes}")
+    n = min(num_envs or episodes, episodes, 16)
+    venv = make_vector_env(env_id, n)
+    returns: list[float] = []
+    try:
+        obs, _ = venv.reset(seed=seed)
+        running = np.zeros(n)
+        # Each env contributes its episodes in order until the total is reached, so the set of episodes
+        # (and the result) does not depend on which env finishes first.
+        quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+        done_count = np.zeros(n, dtype=int)
+        per_env: list[list[float]] = [[] for _ in range(n)]
+        while (done_count < quota).any():
+            with torch.no_grad():
+                action = policy.act(np.asarray(obs, dtype=np.float32), deterministic=deterministic)
+            obs, reward, terminated, truncated, _ = venv.step(action)
+            running += reward
+            for i in np.flatnonzero(terminated | truncated):
+                if done_count[i] < quota[i]:
+                    per_env[i].append(float(running[i]))
+                    done_count[i] += 1
+                running[i] = 0.0
+        returns = [r for env_returns in per_env for r in env_returns]
+    finally:
+        venv.close()
+    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+            "episodes": len(returns)}

@@ -1,0 +1,162 @@
+"""One typed config: it is the CLI, it is saved beside every run, and it reproduces the run.
+
+Every field carries its help text in ``metadata["help"]``; ``robopg.cli`` builds the options from it.
+This module imports neither torch nor gymnasium, so ``robopg --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ESTIMATORS = ("reinforce", "rtg", "gae")
+BASELINES = ("none", "mean", "value")
+BATCH_MODES = ("auto", "episodes", "steps")
+ACTIVATIONS = ("tanh", "relu", "elu")
+LR_SCHEDULES = ("constant", "linear")
+VECTORIZATION = ("sync", "async")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the option (as on the command line)."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class Config:
+    env_id: str = _f("InvertedPendulum-v5", "Gymnasium environment id, e.g. Hopper-v5 or CartPole-v1.",
+                     positional=True)
+    steps: int = _f(200_000, "Total environment steps to train for (all envs together).")
+    seed: int = _f(0, "Seed for torch, numpy and the environments; the same seed gives the same numbers.")
+    num_envs: int = _f(8, "Environments stepped side by side in one vector env.")
+    batch_size: int = _f(4096, "Environment steps per policy update (at least; whole-episode batches "
+                         "run every episode to its end).")
+    batch_mode: str = _f("auto", "'episodes': every episode in a batch runs to its end (unbiased without a "
+                         "value function); 'steps': batch_size/num_envs steps per env, episodes cut at the "
+                         "batch end bootstrap from V. 'auto': steps with a value baseline, else episodes.",
+                         choices=BATCH_MODES)
+    estimator: str = _f("gae", "Weights Psi_t of the policy gradient: 'reinforce' (whole-episode return), "
+                        "'rtg' (reward-to-go), 'gae' (generalised advantage estimation, needs "
+                        "--baseline value).", choices=ESTIMATORS)
+    baseline: str = _f("value", "Subtracted from Psi_t: 'none'; 'mean' (leave-one-episode-out batch mean of "
+                       "Psi); 'value' (a learned V(s), fit to reward-to-go targets each iteration).",
+                       choices=BASELINES)
+    gamma: float = _f(0.99, "Discount factor, in [0, 1].")
+    lam: float = _f(0.95, "GAE lambda, in [0, 1] (lambda=1 is reward-to-go minus the value baseline).")
+    lr: float = _f(3e-4, "Policy learning rate (Adam).")
+    lr_schedule: str = _f("constant", "Policy learning-rate schedule over the run.", choices=LR_SCHEDULES)
+    value_lr: float = _f(1e-3, "Value-function learning rate (Adam).")
+    value_epochs: int = _f(5, "Passes over the batch when fitting the value function each iteration.")
+    value_minibatches: int = _f(8, "Minibatches per value-fitting pass.")
+    normalize_advantages: bool = _f(True, "Rescale Psi to zero mean and unit variance within each batch.")
+    normalize_observations: bool = _f(True, "Running mean/std observation normalisation (saved with the "
+                                      "policy).")
+    normalize_rewards: bool = _f(False, "Scale rewards by the running std of the discounted return "
+                                 "(helps value fitting on robots with large rewards).")
+    entropy_coef: float = _f(0.0, "Entropy bonus coefficient.")
+    max_grad_norm: float = _f(0.0, "Clip the policy gradient to this global norm (0: no clipping).")
+    hidden_sizes: list = _f([64, 64], "Hidden layer sizes of the policy and value networks.")
+    activation: str = _f("tanh", "Hidden activation.", choices=ACTIVATIONS)
+    init_log_std: float = _f(-0.5, "Initial log standard deviation of the Gaussian policy.")
+    vectorization: str = _f("sync", "Gymnasium vector env: 'sync' (one process) or 'async' (subprocesses).",
+                            choices=VECTORIZATION)
+    torch_threads: int = _f(1, "Torch intra-op threads (1 is fastest for small networks and reproducible).")
+    checkpoint_every: int = _f(20, "Write checkpoints/latest.pt every this many iterations (and at the end "
+                               "and on interruption).")
+    log_every: float = _f(10.0, "Seconds between plain log lines when the output is not a terminal.")
+    tensorboard: bool = _f(True, "Write TensorBoard event files into the run directory.")
+    run_dir: str = _f("", "Where the run is written (default runs/<env>/<name>).")
+    name: str = _f("", "Run name (default <estimator>-<baseline>-s<seed>-<time>).")
+
+    # ----------------------------------------------------------------------------------------------
+    def resolved_batch_mode(self) -> str:
+        if self.batch_mode != "auto":
+            return self.batch_mode
+        return "steps" if self.baseline == "value" else "episodes"
+
+    def validate(self) -> Config:
+        """Raise ConfigError naming the first option that cannot work; return self."""
+
+        def bad(option: str, why: str) -> ConfigError:
+            return ConfigError(f"--{option.replace('_', '-')}: {why}")
+
+        for name, choices in (("estimator", ESTIMATORS), ("baseline", BASELINES), ("batch_mode", BATCH_MODES),
+                              ("activation", ACTIVATIONS), ("lr_schedule", LR_SCHEDULES),
+                              ("vectorization", VECTORIZATION)):
+            if getattr(self, name) not in choices:
+                raise bad(name, f"{getattr(self, name)!r} is not one of {', '.join(choices)}")
+        for name in ("gamma", "lam"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise bad(name, f"must be in [0, 1], got {v}")
+        for name in ("steps", "num_envs", "batch_size", "value_epochs", "value_minibatches", "torch_threads",
+                     "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise bad(name, f"must be a positive integer, got {v}")
+        for name in ("lr", "value_lr", "log_every"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise bad(name, f"must be a positive number, got {v}")
+        for name in ("entropy_coef", "max_grad_norm"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise bad(name, f"must be a non-negative number, got {v}")
+        if not math.isfinite(self.init_log_std):
+            raise bad("init_log_std", f"must be finite, got {self.init_log_std}")
+        if not self.hidden_sizes or any(not isinstance(h, int) or h <= 0 for h in self.hidden_sizes):
+            raise bad("hidden_sizes", f"must be positive integers, got {self.hidden_sizes}")
+        if self.batch_size < self.num_envs:
+            raise bad("batch_size", f"{self.batch_size} is smaller than --num-envs {self.num_envs}: every env "
+                      "must contribute at least one step")
+        if self.steps < self.batch_size:
+            raise bad("steps", f"{self.steps} is smaller than one batch (--batch-size {self.batch_size})")
+        if self.estimator == "gae" and self.baseline != "value":
+            raise bad("estimator", "gae needs a value function: use --baseline value (or --estimator rtg)")
+        mode = self.resolved_batch_mode()
+        if mode == "steps" and self.baseline != "value":
+            raise bad("batch_mode", "'steps' cuts episodes at the batch end, which needs a value function to "
+                      "bootstrap from: use --baseline value or --batch-mode episodes")
+        if self.estimator == "reinforce" and mode != "episodes":
+            raise bad("estimator", "reinforce weights every step by its whole episode's return, so it needs "
+                      "whole episodes: use --batch-mode episodes")
+        return self
+
+    # ----------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} does not hold a config mapping")
+        return cls.from_dict(data)
+
+
+def fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(Config))

@@ -1,0 +1,117 @@
+"""Making environments, checking ids, and saving/restoring their exact state for resume."""
+
+from __future__ import annotations
+
+import difflib
+import pickle
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+
+class EnvError(ValueError):
+    """An environment that cannot be made or used (shown as one line, exit code 2)."""
+
+
+def check_env_id(env_id: str) -> None:
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.registry for the ids"
+    raise EnvError(f"unknown environment id {env_id!r}{hint}")
+
+
+def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync") -> gym.vector.VectorEnv:
+    """A Gymnasium vector env in SAME_STEP autoreset mode.
+
+    Gymnasium 1.x defaults to NEXT_STEP: the step after an episode ends returns the reset observation with
+    reward 0 and ignores the action. A sampler storing that step fabricates a transition. With SAME_STEP
+    the ending step itself returns the reset observation, and the true final observation (the s_{t+1} a
+    truncation bootstraps from) arrives in ``info["final_obs"]``.
+    """
+    check_env_id(env_id)
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization,
+                            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    except gym.error.Error as e:
+        raise EnvError(f"cannot make {env_id}: {e}") from e
+
+
+def max_episode_steps(env_id: str) -> int | None:
+    return gym.spec(env_id).max_episode_steps
+
+
+# --- exact state, for resume --------------------------------------------------------------------------
+# Gymnasium's MuJoCo envs pickle by re-creating themselves from their arguments (EzPickle), so the physics
+# state is lost. We save, per sub-env: the wrappers' counters, the env's RNG, and for MuJoCo the full
+# integration state (mj_getState: qpos, qvel, act, warm-start accelerations...), which makes the next
+# mj_step bit-identical. Other envs (CartPole...) are plain Python objects: their __dict__ is pickled.
+
+def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
+    chain = [env]
+    while isinstance(chain[-1], gym.Wrapper):
+        chain.append(chain[-1].env)
+    return chain
+
+
+def get_env_state(env: gym.Env) -> bytes:
+    chain = _wrapper_chain(env)
+    wrappers = [{k: v for k, v in w.__dict__.items() if k.startswith("_") and _picklable(v)}
+                for w in chain[:-1]]
+    base = chain[-1]
+    state: dict[str, Any] = {"wrappers": wrappers, "np_random": base.np_random.bit_generator.state}
+    model = getattr(base, "model", None)
+    data = getattr(base, "data", None)
+    if model is not None and data is not None and type(data).__name__ == "MjData":
+        import mujoco
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        buf = np.empty(mujoco.mj_stateSize(model, spec))
+        mujoco.mj_getState(model, data, buf, spec)
+        state["mujoco"] = buf
+        state["attrs"] = {k: v for k, v in base.__dict__.items()
+                          if k not in ("model", "data", "mujoco_renderer", "_np_random") and _picklable(v)}
+    else:
+        state["attrs"] = {k: v for k, v in base.__dict__.items() if k != "_np_random" and _picklable(v)}
+    return pickle.dumps(state)
+
+
+def set_env_state(env: gym.Env, blob: bytes) -> None:
+    state = pickle.loads(blob)
+    chain = _wrapper_chain(env)
+    if len(chain) - 1 != len(state["wrappers"]):
+        raise EnvError("saved environment state does not match this environment's wrappers")
+    for w, saved in zip(chain[:-1], state["wrappers"]):
+        w.__dict__.update(saved)
+    base = chain[-1]
+    base.__dict__.update(state["attrs"])
+    base.np_random.bit_generator.state = state["np_random"]
+    if "mujoco" in state:
+        import mujoco
+        mujoco.mj_setState(base.model, base.data, state["mujoco"], mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_forward(base.model, base.data)
+
+
+def _picklable(v: Any) -> bool:
+    try:
+        pickle.dumps(v)
+        return True
+    except Exception:
+        return False
+
+
+def get_vector_state(venv: gym.vector.VectorEnv) -> list[bytes] | None:
+    """Per-sub-env state of a SyncVectorEnv; None for vector envs whose sub-envs live in other processes."""
+    envs = getattr(venv, "envs", None)
+    if envs is None:
+        return None
+    return [get_env_state(e) for e in envs]
+
+
+def set_vector_state(venv: gym.vector.VectorEnv, states: list[bytes]) -> None:
+    envs = getattr(venv, "envs", None)
+    if envs is None or len(envs) != len(states):
+        raise EnvError("saved environment states do not match this vector env")
+    for e, s in zip(envs, states):
+        set_env_state(e, s)

@@ -1,0 +1,145 @@
+"""The policy-gradient weights Psi_t, as pure functions of a batch.
+
+Every estimator differs only in the weights passed to one loss, -mean(log pi(a_t|s_t) * Psi_t)
+(see ``robopg.losses``). All arrays are laid out ``[T, N]``: T time steps of N environments stepped side
+by side. Episode ends travel as two flags, never as a bare ``done``:
+
+- ``terminated[t, n]``: the episode ended in a terminal state at step t; nothing follows, V(s_{t+1}) = 0.
+- ``truncated[t, n]``: the episode was cut after step t (a time limit, or the end of the batch) although
+  the task goes on; its tail is estimated by ``next_values[t, n]`` = V(s_{t+1}) when a value function
+  exists (zeros otherwise, which makes the cut episode's return the plain sum of what was observed).
+
+A step may carry both flags (the robot fell on the last step of the time limit): termination wins, there
+is nothing to bootstrap. Steps with ``mask == False`` (an env idle at the end of a whole-episode batch)
+hold no transition; they always follow an episode end, so no recursion crosses them into valid data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def reward_to_go(rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                 next_values: np.ndarray | None, gamma: float) -> np.ndarray:
+    """G_t = r_t + gamma * G_{t+1} within an episode; at a truncation G_t = r_t + gamma * V(s_{t+1}).
+
+    Shapes: all ``[T, N]``; returns ``[T, N]`` float64.
+    """
+    T = rewards.shape[0]
+    out = np.empty(rewards.shape, dtype=np.float64)
+    carry = np.zeros(rewards.shape[1:], dtype=np.float64)
+    bootstrap = np.zeros(rewards.shape) if next_values is None else next_values
+    for t in range(T - 1, -1, -1):
+        # The carry from t+1 belongs to the same episode only if the episode did not end at t.
+        tail = np.where(terminated[t], 0.0, np.where(truncated[t], bootstrap[t], carry))
+        carry = rewards[t] + gamma * tail
+        out[t] = carry
+    return out
+
+
+def episode_starts(terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """``[T, N]`` bool: True where a step begins an episode (its own, or the batch's first step)."""
+    starts = np.zeros(terminated.shape, dtype=bool)
+    starts[0] = True
+    starts[1:] = terminated[:-1] | truncated[:-1]
+    return starts
+
+
+def episode_ids(terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """``[T, N]`` int: an id per episode in the batch, unique across envs (column-major numbering)."""
+    starts = episode_starts(terminated, truncated)
+    per_column = np.cumsum(starts, axis=0) - 1  # 0, 0, 1, 1, 1, ... within each env
+    offsets = np.concatenate([[0], np.cumsum(starts.sum(axis=0))[:-1]])
+    return per_column + offsets[None, :]
+
+
+def whole_episode_return(returns: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """REINFORCE's Psi_t = R(tau): every step gets the (discounted) return of its episode from its first
+    step in the batch, i.e. ``returns`` (a reward-to-go) read at the episode's start."""
+    starts = episode_starts(terminated, truncated)
+    out = np.empty_like(returns)
+    current = returns[0]
+    for t in range(returns.shape[0]):
+        current = np.where(starts[t], returns[t], current)
+        out[t] = current
+    return out
+
+
+def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
+        truncated: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+    """Generalised advantage estimation (Schulman et al., 2016).
+
+    delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t);  A_t = delta_t + gamma*lam*A_{t+1},
+    with the sum stopped at any episode end. ``next_values[t]`` must be V of the true next state (the final
+    observation at a time limit), so a truncation bootstraps and a termination does not.
+    lam = 1 gives reward_to_go(...) - values; lam = 0 gives the one-step TD error.
+    """
+    T = rewards.shape[0]
+    out = np.empty(rewards.shape, dtype=np.float64)
+    deltas = rewards + gamma * np.where(terminated, 0.0, next_values) - values
+    carry = np.zeros(rewards.shape[1:], dtype=np.float64)
+    for t in range(T - 1, -1, -1):
+        ended = terminated[t] | truncated[t]
+        carry = deltas[t] + gamma * lam * np.where(ended, 0.0, carry)
+        out[t] = carry
+    return out
+
+
+def leave_one_out_mean(psi: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The 'mean' baseline: for each step, the mean of Psi over the *other* episodes of the batch.
+
+    A plain batch mean includes the step's own episode and so correlates with its actions, a bias of order
+    1/(episodes per batch). Leaving the episode out keeps b independent of it: exactly unbiased.
+    Falls back to the plain mean when the batch holds a single episode.
+    """
+    ids_valid = ids[mask]
+    psi_valid = psi[mask]
+    n_ep = int(ids.max()) + 1
+    sums = np.bincount(ids_valid, weights=psi_valid, minlength=n_ep)
+    counts = np.bincount(ids_valid, minlength=n_ep).astype(np.float64)
+    total, n = sums.sum(), counts.sum()
+    if n_ep == 1 or np.all(counts == n):
+        return np.full(psi.shape, total / max(n, 1.0))
+    own_sum, own_count = sums[ids], counts[ids]
+    other = np.maximum(n - own_count, 1.0)
+    return (total - own_sum) / other
+
+
+def normalize(psi: np.ndarray, mask: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """Zero mean, unit variance over the valid steps (the variance-reduction heuristic of most PG codes)."""
+    valid = psi[mask]
+    if valid.size < 2:
+        return psi - valid.mean() if valid.size else psi
+    return (psi - valid.mean()) / (valid.std() + eps)
+
+
+def weights(estimator: str, baseline: str, rewards: np.ndarray, terminated: np.ndarray,
+            truncated: np.ndarray, mask: np.ndarray, gamma: float, lam: float = 1.0,
+            values: np.ndarray | None = None, next_values: np.ndarray | None = None,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Psi for ``estimator`` minus ``baseline``; also the reward-to-go targets for fitting V.
+
+    Returns ``(psi, value_targets)``, both ``[T, N]``. ``values``/``next_values`` are V(s_t) and V(s_{t+1})
+    and are required for ``baseline='value'`` and ``estimator='gae'``.
+    """
+    if (baseline == "value" or estimator == "gae") and (values is None or next_values is None):
+        raise ValueError(f"{estimator} with baseline {baseline} needs values and next_values")
+    boot = next_values if baseline == "value" else None
+    returns = reward_to_go(rewards, terminated, truncated, boot, gamma)
+    if estimator == "gae":
+        advantages = gae(rewards, values, next_values, terminated, truncated, gamma, lam)
+        # The lambda-return targets V toward what GAE assumes it estimates.
+        return advantages, advantages + values
+    if estimator == "rtg":
+        psi = returns
+    elif estimator == "reinforce":
+        psi = whole_episode_return(returns, terminated, truncated)
+    else:
+        raise ValueError(f"unknown estimator {estimator!r}")
+    if baseline == "value":
+        psi = psi - values
+    elif baseline == "mean":
+        psi = psi - leave_one_out_mean(psi, episode_ids(terminated, truncated), mask)
+    elif baseline != "none":
+        raise ValueError(f"unknown baseline {baseline!r}")
+    return psi, returns

@@ -1,0 +1,108 @@
+"""Per-iteration metrics: metrics.csv (the record), TensorBoard events, and what the console shows."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "return_mean", "return_std",
+           "return_min", "return_max", "length_mean", "policy_loss", "entropy", "value_loss",
+           "explained_variance", "grad_norm", "lr"]
+WALL_COLUMNS = ("wall_s", "steps_per_s")  # differ between identical runs; everything else must not
+
+
+def read_csv(path: str | Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+class MetricsLog:
+    """Appends one row per iteration to metrics.csv (flushed, so a crash keeps every finished iteration)."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, keep_until: int | None = None):
+        self.path = run_dir / "metrics.csv"
+        if keep_until is not None and self.path.exists():
+            # Resuming: rows written after the checkpoint belong to iterations that will run again.
+            rows = [r for r in read_csv(self.path) if r["iteration"] <= keep_until]
+            self._write_rows(rows)
+        elif keep_until is None or not self.path.exists():
+            self._write_rows([])
+        self._file = open(self.path, "a", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=keep_until)
+
+    def _write_rows(self, rows: list[dict[str, float]]) -> None:
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _fmt(r.get(k, math.nan)) for k in COLUMNS})
+
+    def write(self, row: dict[str, float]) -> None:
+        self._csv.writerow({k: _fmt(row.get(k, math.nan)) for k in COLUMNS})
+        self._file.flush()
+        if self._tb is not None:
+            step = int(row["env_steps"])
+            for k in COLUMNS[3:]:
+                v = row.get(k)
+                if v is not None and math.isfinite(v):
+                    self._tb.add_scalar(f"train/{k}", v, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    return str(v)
+
+
+class Progress:
+    """A tqdm bar on a terminal; plain log lines every ``every`` seconds otherwise (short CI logs)."""
+
+    def __init__(self, total: int, start: int, every: float, label: str):
+        self.total, self.every, self.label = total, every, label
+        self.tty = sys.stderr.isatty()
+        self._last = time.monotonic()
+        self._recent = math.nan
+        self._bar = None
+        if self.tty:
+            from tqdm import tqdm
+            self._bar = tqdm(total=total, initial=start, unit="step", unit_scale=True, desc=label,
+                             dynamic_ncols=True)
+
+    def update(self, row: dict[str, float], steps: int) -> None:
+        if math.isfinite(row.get("return_mean", math.nan)):
+            self._recent = row["return_mean"]
+        if self._bar is not None:
+            self._bar.update(steps)
+            self._bar.set_postfix(ret=f"{self._recent:.1f}", sps=f"{row['steps_per_s']:.0f}", refresh=False)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every or row["env_steps"] >= self.total:
+            self._last = now
+            self.line(row)
+
+    def line(self, row: dict[str, float]) -> None:
+        remaining = max(self.total - row["env_steps"], 0)
+        eta = remaining / row["steps_per_s"] if row.get("steps_per_s") else math.nan
+        msg = (f"[{self.label}] it {int(row['iteration'])}  steps {int(row['env_steps'])}/{self.total}  "
+               f"return {self._recent:.1f}  {row['steps_per_s']:.0f} steps/s  eta {eta:.0f}s")
+        if self._bar is not None:
+            self._bar.write(msg)
+        else:
+            print(msg, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
