@@ -58,7 +58,7 @@ def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
 
 def get_env_state(env: gym.Env) -> bytes:
     chain = _wrapper_chain(env)
-    wrappers = [{k: v for k, v in w.__dict__.items() if k.startswith("_") and _picklable(v)}
+    wrappers = [{k: v for k, v in w.__dict__.items() if k != "env" and _picklable(v)}
                 for w in chain[:-1]]
     base = chain[-1]
     state: dict[str, Any] = {"wrappers": wrappers, "np_random": base.np_random.bit_generator.state}

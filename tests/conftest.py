@@ -1,0 +1,30 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=None, timeout=300, env=None):
+    """Run the installed ``robopg`` command (via this interpreter) and capture its output."""
+    return subprocess.run([sys.executable, "-m", "robopg.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def tiny(env_id="CartPole-v1", **kw):
+    """A config that trains in about a second."""
+    from robopg import make_config
+
+    base = dict(steps=4096, num_envs=4, batch_size=512, tensorboard=False, checkpoint_every=2)
+    base.update(kw)
+    return make_config(env_id, **base)

@@ -1,0 +1,79 @@
+"""The command line: help, bad input (exit 2, one clear line, no traceback), train/eval/resume."""
+
+import json
+
+import pytest
+
+OPTIONS = ["--steps", "--seed", "--num-envs", "--batch-size", "--lr", "--gamma", "--lam", "--estimator",
+           "--baseline", "--normalize-advantages", "--no-normalize-advantages", "--run-dir"]
+
+
+def test_help_explains_every_option(cli):
+    top = cli("--help")
+    assert top.returncode == 0
+    for cmd in ("train", "eval", "resume"):
+        assert cmd in top.stdout
+    out = cli("train", "--help")
+    assert out.returncode == 0
+    for opt in OPTIONS:
+        assert opt in out.stdout, opt
+    assert "Hopper-v5" in out.stdout  # presets are listed
+
+
+def test_unknown_env_id_names_close_matches(cli, tmp_path):
+    out = cli("train", "Hoper-v5", "--run-dir", tmp_path / "r")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Hopper-v5" in lines[0] and "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--gamma", "1.5"], "--gamma"),
+    (["--lam", "-0.1"], "--lam"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1e-3"], "--lr"),
+    (["--steps", "0"], "--steps"),
+    (["--batch-size", "4", "--num-envs", "8"], "--batch-size"),
+    (["--estimator", "gae", "--baseline", "none"], "--estimator"),
+    (["--estimator", "reinforce", "--baseline", "value", "--batch-mode", "steps"], "--estimator"),
+    (["--baseline", "mean", "--batch-mode", "steps", "--estimator", "rtg"], "--batch-mode"),
+    (["--num-envs", "-2"], "--num-envs"),
+])
+def test_invalid_settings_exit_2_naming_the_option(cli, tmp_path, args, option):
+    out = cli("train", "CartPole-v1", *args, "--run-dir", tmp_path / "r")
+    assert out.returncode == 2, out.stderr
+    assert option in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_choice_is_rejected_by_the_parser(cli):
+    out = cli("train", "CartPole-v1", "--estimator", "magic")
+    assert out.returncode == 2 and "--estimator" in out.stderr
+
+
+def test_train_eval_resume_end_to_end(cli, tmp_path):
+    run = tmp_path / "cp"
+    out = cli("train", "CartPole-v1", "--steps", "3000", "--batch-size", "500", "--num-envs", "4",
+              "--estimator", "reinforce", "--baseline", "none", "--run-dir", run, "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    for f in ("config.yaml", "metrics.csv", "checkpoints/latest.pt", "checkpoints/best.pt", "learning_curve.png"):
+        assert (run / f).exists(), f
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    ev = cli("eval", run, "--episodes", "3", "--json")
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout)
+    assert set(result) == {"mean_return", "std_return", "episodes"} and result["episodes"] == 3
+    # Training again into the same folder refuses, rather than clobbering the run.
+    again = cli("train", "CartPole-v1", "--run-dir", run)
+    assert again.returncode == 2 and "resume" in again.stderr
+    more = cli("resume", run, "--steps", "4500")
+    assert more.returncode == 0, more.stderr
+    assert "4500" in (run / "config.yaml").read_text()
+
+
+def test_eval_and_resume_refuse_non_runs(cli, tmp_path):
+    out = cli("eval", tmp_path)
+    assert out.returncode == 2 and "checkpoint" in out.stderr and "Traceback" not in out.stderr
+    out = cli("resume", tmp_path)
+    assert out.returncode == 2 and "not a robopg run" in out.stderr

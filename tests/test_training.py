@@ -1,0 +1,214 @@
+"""Training runs: reproducibility, interruption and resume, faults (NaN, corrupt checkpoints)."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import robopg
+from robopg.checkpoint import CheckpointError
+from robopg.metrics import WALL_COLUMNS, read_csv
+from robopg.trainer import NonFiniteError, Trainer, TrainingInterrupted
+
+from .conftest import tiny
+
+
+def _numbers(run_dir):
+    return [{k: v for k, v in row.items() if k not in WALL_COLUMNS} for row in read_csv(run_dir / "metrics.csv")]
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        for k in ra:
+            assert (np.isnan(ra[k]) and np.isnan(rb[k])) or ra[k] == rb[k], (k, ra, rb)
+
+
+@pytest.mark.parametrize("env_id,kw", [
+    ("CartPole-v1", dict(estimator="rtg", baseline="mean")),
+    ("InvertedPendulum-v5", dict(estimator="gae", baseline="value", normalize_rewards=True)),
+])
+def test_same_seed_same_numbers(tmp_path, env_id, kw):
+    a = robopg.train(tiny(env_id, **kw), tmp_path / "a")
+    b = robopg.train(tiny(env_id, **kw), tmp_path / "b")
+    _same(_numbers(a.run_dir), _numbers(b.run_dir))
+    c = robopg.train(tiny(env_id, seed=1, **kw), tmp_path / "c")
+    assert _numbers(c.run_dir) != _numbers(a.run_dir)
+
+
+def _interrupt_at(monkeypatch, iteration):
+    original = Trainer._after_iteration
+
+    def after(self, row):
+        original(self, row)
+        if self.iteration == iteration:
+            os.kill(os.getpid(), signal.SIGINT)  # the real handler path, as Ctrl-C would take it
+
+    monkeypatch.setattr(Trainer, "_after_iteration", after)
+
+
+@pytest.mark.parametrize("env_id,kw", [
+    ("CartPole-v1", dict(estimator="reinforce", baseline="none")),
+    ("CartPole-v1", dict(estimator="gae", baseline="value")),
+    ("HalfCheetah-v5", dict(estimator="gae", baseline="value", normalize_rewards=True, steps=3000,
+                            batch_size=400)),
+    ("Hopper-v5", dict(estimator="rtg", baseline="value", steps=3000, batch_size=400)),
+])
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, env_id, kw):
+    config = tiny(env_id, checkpoint_every=100, **kw)
+    full = robopg.train(config, tmp_path / "full")
+    _interrupt_at(monkeypatch, 3)
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny(env_id, checkpoint_every=100, **kw), tmp_path / "cut")
+    assert len(read_csv(tmp_path / "cut" / "metrics.csv")) == 3
+    monkeypatch.undo()
+    resumed = robopg.resume(tmp_path / "cut")
+    assert resumed.env_steps == full.env_steps
+    _same(_numbers(full.run_dir), _numbers(resumed.run_dir))
+
+
+def test_crash_after_checkpoint_resumes_from_it(tmp_path, monkeypatch):
+    # A crash (not a signal) leaves metrics rows past the last checkpoint; resume drops and redoes them.
+    full = robopg.train(tiny(checkpoint_every=2), tmp_path / "full")
+    original = Trainer._after_iteration
+
+    def crash(self, row):
+        original(self, row)
+        if self.iteration == 5:
+            raise RuntimeError("power cut")
+
+    monkeypatch.setattr(Trainer, "_after_iteration", crash)
+    with pytest.raises(RuntimeError):
+        robopg.train(tiny(checkpoint_every=2), tmp_path / "cut")
+    monkeypatch.undo()
+    assert len(read_csv(tmp_path / "cut" / "metrics.csv")) == 5
+    robopg.resume(tmp_path / "cut")
+    _same(_numbers(full.run_dir), _numbers(tmp_path / "cut"))
+
+
+def test_sigint_from_outside_writes_checkpoint_and_prints_resume(tmp_path):
+    run = tmp_path / "r"
+    cmd = [sys.executable, "-m", "robopg.cli", "train", "CartPole-v1", "--steps", "10000000", "--batch-size",
+           "512", "--num-envs", "4", "--run-dir", str(run), "--no-tensorboard", "--checkpoint-every", "1000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run / "metrics.csv").exists() and len((run / "metrics.csv").read_text().splitlines()) > 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"robopg resume {run}" in err and "Traceback" not in err
+    data = robopg.checkpoint.load(run / "checkpoints" / "latest.pt")
+    assert data["iteration"] == len(read_csv(run / "metrics.csv"))
+
+
+class NaNRewardEnv(gym.Env):
+    """Gives a NaN reward from its 150th step on (iteration 5 with 32 steps per env per batch)."""
+
+    observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = getattr(self, "t", 0)
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float("nan") if self.t >= 150 else float(action[0])
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), reward, False, self.t % 20 == 0, {}
+
+
+gym.register("robopg-test/NaNReward-v0", entry_point=NaNRewardEnv, max_episode_steps=20)
+
+
+def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    config = tiny("robopg-test/NaNReward-v0", num_envs=2, batch_size=64, steps=10_000, checkpoint_every=1,
+                  normalize_observations=False)
+    with pytest.raises(NonFiniteError, match="iteration 5"):
+        robopg.train(config, tmp_path / "r")
+    data = robopg.checkpoint.load(tmp_path / "r" / "checkpoints" / "latest.pt")
+    assert data["iteration"] == 4
+    assert all(np.isfinite(v.numpy()).all() for v in data["policy"].values() if hasattr(v, "numpy"))
+    assert len(read_csv(tmp_path / "r" / "metrics.csv")) == 4
+
+
+def test_nan_through_the_cli_is_a_clear_error(tmp_path):
+    code = ("import sys, gymnasium as gym; from tests.test_training import NaNRewardEnv; "
+            "from robopg.cli import main; "
+            f"sys.exit(main(['train', 'robopg-test/NaNReward-v0', '--num-envs', '2', '--batch-size', '64', "
+            f"'--steps', '10000', '--run-dir', r'{tmp_path / 'r'}', '--no-tensorboard']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.getcwd())
+    assert out.returncode == 1
+    assert "non-finite" in out.stderr and "iteration 5" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    return robopg.train(tiny(), tmp_path_factory.mktemp("run") / "r")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign"])
+def test_corrupt_checkpoint_is_a_clear_error_and_untouched(trained_run, tmp_path, damage, cli):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "r"
+    shutil.copytree(trained_run.run_dir, run)
+    ckpt = run / "checkpoints" / "latest.pt"
+    raw = ckpt.read_bytes()
+    if damage == "truncate":
+        ckpt.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garbage":
+        ckpt.write_bytes(os.urandom(len(raw)))
+    elif damage == "empty":
+        ckpt.write_bytes(b"")
+    else:
+        torch.save({"weights": torch.zeros(3)}, ckpt)
+    before = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    with pytest.raises(CheckpointError):
+        robopg.load(run)
+    for args in (["eval", run], ["resume", run]):
+        out = cli(*args)
+        assert out.returncode == 2, out.stderr
+        assert "latest.pt" in out.stderr and "Traceback" not in out.stderr
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == before
+
+
+def test_checkpoint_of_another_env_is_refused(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(trained_run.run_dir, run)
+    other = robopg.train(tiny("Acrobot-v1"), tmp_path / "other")
+    shutil.copy(other.run_dir / "checkpoints" / "latest.pt", run / "checkpoints" / "latest.pt")
+    with pytest.raises(CheckpointError, match="Acrobot-v1"):
+        robopg.resume(run)
+
+
+def test_load_gives_a_policy_that_acts(trained_run):
+    policy = robopg.load(trained_run.run_dir)
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    a = policy.act(obs, deterministic=True)
+    assert env.action_space.contains(a)
+    batch = policy.act(np.stack([obs, obs]))
+    assert batch.shape == (2,)
+    best = robopg.load(trained_run.run_dir, which="best")
+    assert best.config.env_id == "CartPole-v1"
+
+
+def test_unsupported_action_space_is_a_clear_error(tmp_path, cli):
+    out = cli("train", "Blackjack-v1", "--run-dir", tmp_path / "r")
+    assert out.returncode == 2
+    assert "observations" in out.stderr or "action space" in out.stderr
+    assert "Traceback" not in out.stderr
