@@ -11,7 +11,7 @@ import torch
 
 from . import checkpoint
 from .config import Config, ConfigError
-from .envs import check_env_id, make_vector_env
+from .envs import check_env_id, make_vector_env, resolve_backend
 from .policies import Policy, make_policy
 from .trainer import Run, Trainer
 
@@ -25,6 +25,7 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
     """Train a policy as ``config`` says; write the run directory; return the ``Run``."""
     config.validate()
     check_env_id(config.env_id)
+    config.env_backend = resolve_backend(config.env_id, config.env_backend)
     run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
     if (run_dir / "config.yaml").exists():
         if not overwrite:
@@ -85,12 +86,12 @@ def load(path: str | Path, which: str = "latest") -> Policy:
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000,
-             deterministic: bool = True, num_envs: int | None = None) -> dict:
+             deterministic: bool = True, num_envs: int | None = None, backend: str = "gymnasium") -> dict:
     """Mean and std of the return over ``episodes`` complete episodes (seeded, so repeatable)."""
     if episodes <= 0:
         raise ConfigError(f"--episodes: must be positive, got {episodes}")
     n = min(num_envs or episodes, episodes, 16)
-    venv = make_vector_env(env_id, n)
+    venv = make_vector_env(env_id, n, backend=backend)
     returns: list[float] = []
     try:
         obs, _ = venv.reset(seed=seed)

@@ -20,6 +20,7 @@ BATCH_MODES = ("auto", "episodes", "steps")
 ACTIVATIONS = ("tanh", "relu", "elu")
 LR_SCHEDULES = ("constant", "linear")
 VECTORIZATION = ("sync", "async")
+ENV_BACKENDS = ("auto", "gymnasium", "native")
 
 
 class ConfigError(ValueError):
@@ -70,6 +71,10 @@ class Config:
     init_log_std: float = _f(-0.5, "Initial log standard deviation of the Gaussian policy.")
     vectorization: str = _f("sync", "Gymnasium vector env: 'sync' (one process) or 'async' (subprocesses).",
                             choices=VECTORIZATION)
+    env_backend: str = _f("auto", "Simulator backend: 'gymnasium' vector envs, or 'native' (robopg's batched MuJoCo "
+                          "robots, same tasks as Gymnasium v5). 'auto' picks native where it supports the id.",
+                          choices=ENV_BACKENDS)
+    env_threads: int = _f(0, "Threads for the native backend's batched MuJoCo stepping (0: the cores available).")
     torch_threads: int = _f(1, "Torch intra-op threads (1 is fastest for small networks and reproducible).")
     checkpoint_every: int = _f(20, "Write checkpoints/latest.pt every this many iterations (and at the end "
                                "and on interruption).")
@@ -92,7 +97,7 @@ class Config:
 
         for name, choices in (("estimator", ESTIMATORS), ("baseline", BASELINES), ("batch_mode", BATCH_MODES),
                               ("activation", ACTIVATIONS), ("lr_schedule", LR_SCHEDULES),
-                              ("vectorization", VECTORIZATION)):
+                              ("vectorization", VECTORIZATION), ("env_backend", ENV_BACKENDS)):
             if getattr(self, name) not in choices:
                 raise bad(name, f"{getattr(self, name)!r} is not one of {', '.join(choices)}")
         for name in ("gamma", "lam"):
@@ -108,6 +113,8 @@ class Config:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise bad(name, f"must be a positive number, got {v}")
+        if not isinstance(self.env_threads, int) or self.env_threads < 0:
+            raise bad("env_threads", f"must be a non-negative integer, got {self.env_threads}")
         for name in ("entropy_coef", "max_grad_norm"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):

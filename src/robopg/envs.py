@@ -23,8 +23,31 @@ def check_env_id(env_id: str) -> None:
     raise EnvError(f"unknown environment id {env_id!r}{hint}")
 
 
-def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync") -> gym.vector.VectorEnv:
-    """A Gymnasium vector env in SAME_STEP autoreset mode.
+def resolve_backend(env_id: str, backend: str = "auto") -> str:
+    """Which simulator backend runs ``env_id``: 'gymnasium' or 'native'."""
+    if backend == "gymnasium":
+        return backend
+    supported = native_ids()
+    if backend == "native":
+        if env_id not in supported:
+            raise EnvError(f"--env-backend native does not support {env_id}; it supports "
+                           f"{', '.join(supported) or 'no ids yet'} (use --env-backend gymnasium)")
+        return backend
+    return "native" if env_id in supported else "gymnasium"
+
+
+def native_ids() -> tuple[str, ...]:
+    """The env ids robopg's batched native MuJoCo backend reproduces (see robopg.native)."""
+    try:
+        from .native import SUPPORTED_IDS
+    except ImportError:
+        return ()
+    return tuple(SUPPORTED_IDS)
+
+
+def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", backend: str = "gymnasium",
+                    threads: int = 0) -> gym.vector.VectorEnv:
+    """A vector env in SAME_STEP autoreset mode: Gymnasium's, or robopg's native batched MuJoCo one.
 
     Gymnasium 1.x defaults to NEXT_STEP: the step after an episode ends returns the reset observation with
     reward 0 and ignores the action. A sampler storing that step fabricates a transition. With SAME_STEP
@@ -32,6 +55,10 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync") -> 
     truncation bootstraps from) arrives in ``info["final_obs"]``.
     """
     check_env_id(env_id)
+    if resolve_backend(env_id, backend) == "native":
+        from .native import make_native_vector_env
+
+        return make_native_vector_env(env_id, num_envs, threads=threads)
     try:
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization,
                             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
@@ -101,15 +128,21 @@ def _picklable(v: Any) -> bool:
         return False
 
 
-def get_vector_state(venv: gym.vector.VectorEnv) -> list[bytes] | None:
-    """Per-sub-env state of a SyncVectorEnv; None for vector envs whose sub-envs live in other processes."""
+def get_vector_state(venv: gym.vector.VectorEnv) -> list[bytes] | bytes | None:
+    """Per-sub-env state of a SyncVectorEnv (or the whole state of a vector env that offers
+    ``get_state()``, as the native backend does); None for sub-envs living in other processes."""
+    if hasattr(venv, "get_state"):
+        return venv.get_state()
     envs = getattr(venv, "envs", None)
     if envs is None:
         return None
     return [get_env_state(e) for e in envs]
 
 
-def set_vector_state(venv: gym.vector.VectorEnv, states: list[bytes]) -> None:
+def set_vector_state(venv: gym.vector.VectorEnv, states: list[bytes] | bytes) -> None:
+    if hasattr(venv, "set_state"):
+        venv.set_state(states)
+        return
     envs = getattr(venv, "envs", None)
     if envs is None or len(envs) != len(states):
         raise EnvError("saved environment states do not match this vector env")

@@ -93,15 +93,18 @@ class Progress:
             self._last = now
             self.line(row)
 
+    def say(self, msg: str) -> None:
+        if self._bar is not None:
+            self._bar.write(msg)
+        else:
+            print(msg, flush=True)
+
     def line(self, row: dict[str, float]) -> None:
         remaining = max(self.total - row["env_steps"], 0)
         eta = remaining / row["steps_per_s"] if row.get("steps_per_s") else math.nan
         msg = (f"[{self.label}] it {int(row['iteration'])}  steps {int(row['env_steps'])}/{self.total}  "
                f"return {self._recent:.1f}  {row['steps_per_s']:.0f} steps/s  eta {eta:.0f}s")
-        if self._bar is not None:
-            self._bar.write(msg)
-        else:
-            print(msg, flush=True)
+        self.say(msg)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -153,7 +153,7 @@ class Sampler:
             return
         # Reset once so the wrappers are initialised, then overwrite every sub-env's exact state.
         self.venv.reset(seed=self.seed)
-        if state["envs"] is not None and getattr(self.venv, "envs", None) is not None:
+        if state["envs"] is not None:
             set_vector_state(self.venv, state["envs"])
             self._obs = state["obs"]
             self._ep_return[:] = state["ep_return"]

@@ -93,7 +93,7 @@ class Trainer:
         c = self.config
         torch.set_num_threads(c.torch_threads)
         _seed_everything(c.seed)
-        self.venv = make_vector_env(c.env_id, c.num_envs, c.vectorization)
+        self.venv = make_vector_env(c.env_id, c.num_envs, c.vectorization, c.env_backend, c.env_threads)
         self.policy = make_policy(c, self.venv.single_observation_space, self.venv.single_action_space)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.lr)
         self.value = None
@@ -174,6 +174,8 @@ class Trainer:
         resuming = self.iteration > 0
         log = MetricsLog(self.run_dir, c.tensorboard, keep_until=self.iteration if resuming else None)
         progress = Progress(c.steps, self.env_steps, c.log_every, c.env_id)
+        progress.say(f"{'resuming' if resuming else 'training'} {c.env_id} ({c.env_backend} backend, "
+                     f"{c.num_envs} envs, {c.estimator}+{c.baseline}) into {self.run_dir}")
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         wall_before, session_start = self.wall_s, time.monotonic()
         try:
