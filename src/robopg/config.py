@@ -167,3 +167,22 @@ class Config:
 
 def fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Config))
+
+
+def parse_estimator_spec(spec: str) -> tuple[str, str]:
+    """'rtg+value' -> ('rtg', 'value'); a bare estimator takes no baseline, except gae (value).
+
+    The short form used by ``robopg sweep --estimators`` and ``robopg variance --estimators``.
+    """
+    parts = spec.strip().split("+")
+    if len(parts) > 2 or not parts[0]:
+        raise ConfigError(f"--estimators: cannot read {spec!r}; write ESTIMATOR or ESTIMATOR+BASELINE, "
+                          f"e.g. rtg+value")
+    estimator = parts[0]
+    baseline = parts[1] if len(parts) == 2 else ("value" if estimator == "gae" else "none")
+    if estimator not in ESTIMATORS:
+        raise ConfigError(f"--estimators: unknown estimator {estimator!r} in {spec!r} "
+                          f"(one of {', '.join(ESTIMATORS)})")
+    if baseline not in BASELINES:
+        raise ConfigError(f"--estimators: unknown baseline {baseline!r} in {spec!r} (one of {', '.join(BASELINES)})")
+    return estimator, baseline
