@@ -65,7 +65,66 @@ def build_parser() -> argparse.ArgumentParser:
                                    "as a run that was never interrupted.")
     p.add_argument("run", help="the run directory")
     p.add_argument("--steps", type=int, default=None, help="a new total step budget (to train longer)")
+
+    _add_variance_command(sub)
     return parser
+
+
+DEFAULT_ESTIMATORS = "reinforce,rtg,rtg+mean,rtg+value,gae,rtg+optimal"
+
+
+def _add_variance_command(sub) -> None:
+    p = sub.add_parser(
+        "variance", help="measure the bias and variance of policy-gradient estimators",
+        description="Sample batches of whole episodes and compute every listed estimator on the same batches "
+                    "(paired): bias against the true gradient (exact, or a reference from independent batches), "
+                    "total and per-layer variance, cosine similarity, signal-to-noise ratio, and cost, at "
+                    "several batch sizes. Prints a table; writes CSV, JSON and a figure.")
+    p.add_argument("target", help="exact:chain | exact:gridworld | exact:random | exact:lqr (add -H<steps> for "
+                                  "the time-limited variant), a Gymnasium id (an initial policy), a run "
+                                  "directory or a checkpoint file (a trained policy)")
+    p.add_argument("--estimators", default=DEFAULT_ESTIMATORS,
+                   help=f"comma list of ESTIMATOR[+BASELINE] (default: {DEFAULT_ESTIMATORS})")
+    p.add_argument("--batches", type=int, default=50, help="independent batches (estimates) per estimator")
+    p.add_argument("--batch-size", type=int, default=5000, help="steps per batch (whole episodes, at least this)")
+    p.add_argument("--batch-sizes", default=None,
+                   help="comma list of smaller batch sizes, measured by splitting each batch "
+                        "(default: a quarter and a half of --batch-size)")
+    p.add_argument("--gamma", type=float, default=1.0,
+                   help="discount (default 1: all estimators then target the gradient of the undiscounted return)")
+    p.add_argument("--lam", type=float, default=0.95, help="GAE lambda")
+    p.add_argument("--seed", type=int, default=0, help="seed of the policy (when initialised) and the sampling")
+    p.add_argument("--reference-batches", type=int, default=None,
+                   help="independent batches for the reference gradient where none is exact (default 2x --batches)")
+    p.add_argument("--value-batches", type=int, default=10,
+                   help="independent batches to fit the value baseline on before measuring (robots)")
+    p.add_argument("--env-backend", choices=("auto", "gymnasium", "native"), default="auto")
+    p.add_argument("--out", default=None, help="output folder (default runs/variance/<target>-<time>)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+
+
+def _run_variance(args) -> int:
+    import time
+
+    from .diagnostics import measure, write_outputs
+
+    names = [s for s in args.estimators.split(",") if s.strip()]
+    sizes = ([int(x) for x in args.batch_sizes.split(",") if x.strip()] if args.batch_sizes
+             else [max(1, args.batch_size // 4), max(1, args.batch_size // 2)])
+    if not 0.0 <= args.gamma <= 1.0:
+        raise ConfigError(f"--gamma: must be in [0, 1], got {args.gamma}")
+    result = measure(args.target, names, batches=args.batches, batch_size=args.batch_size, batch_sizes=sizes,
+                     gamma=args.gamma, lam=args.lam, seed=args.seed, reference_batches=args.reference_batches,
+                     value_batches=args.value_batches, backend=args.env_backend)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.target.replace("exact:", "exact-"))
+    out = args.out or f"runs/variance/{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    files = write_outputs(result, out)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(result.table())
+        print(f"written: {', '.join(str(f) for f in files)}")
+    return 0
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
@@ -107,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
 
             run = resume(args.run, steps=args.steps)
             _report(run)
+        elif args.command == "variance":
+            return _run_variance(args)
         elif args.command == "eval":
             from .api import evaluate, load
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 ESTIMATORS = ("reinforce", "rtg", "gae")
-BASELINES = ("none", "mean", "value")
+BASELINES = ("none", "mean", "value", "optimal")
 BATCH_MODES = ("auto", "episodes", "steps")
 ACTIVATIONS = ("tanh", "relu", "elu")
 LR_SCHEDULES = ("constant", "linear")
@@ -50,7 +50,8 @@ class Config:
                         "'rtg' (reward-to-go), 'gae' (generalised advantage estimation, needs "
                         "--baseline value).", choices=ESTIMATORS)
     baseline: str = _f("value", "Subtracted from Psi_t: 'none'; 'mean' (leave-one-episode-out batch mean of "
-                       "Psi); 'value' (a learned V(s), fit to reward-to-go targets each iteration).",
+                       "Psi); 'value' (a learned V(s), fit to reward-to-go targets each iteration); 'optimal' "
+                       "(a constant per parameter, b_k = E[g_k^2 Psi]/E[g_k^2], Greensmith et al. 2004).",
                        choices=BASELINES)
     gamma: float = _f(0.99, "Discount factor, in [0, 1].")
     lam: float = _f(0.95, "GAE lambda, in [0, 1] (lambda=1 is reward-to-go minus the value baseline).")
@@ -59,7 +60,8 @@ class Config:
     value_lr: float = _f(1e-3, "Value-function learning rate (Adam).")
     value_epochs: int = _f(5, "Passes over the batch when fitting the value function each iteration.")
     value_minibatches: int = _f(8, "Minibatches per value-fitting pass.")
-    normalize_advantages: bool = _f(True, "Rescale Psi to zero mean and unit variance within each batch.")
+    normalize_advantages: bool = _f(True, "Rescale Psi to zero mean and unit variance within each batch (with "
+                                    "--baseline optimal: unit variance only; the baseline does the centring).")
     normalize_observations: bool = _f(True, "Running mean/std observation normalisation (saved with the "
                                       "policy).")
     normalize_rewards: bool = _f(False, "Scale rewards by the running std of the discounted return "
@@ -79,6 +81,8 @@ class Config:
     checkpoint_every: int = _f(20, "Write checkpoints/latest.pt every this many iterations (and at the end "
                                "and on interruption).")
     log_every: float = _f(10.0, "Seconds between plain log lines when the output is not a terminal.")
+    log_grad_stats: int = _f(0, "Every this many iterations, record the policy gradient's variance and "
+                             "signal-to-noise ratio from within-batch splits (0: off).")
     tensorboard: bool = _f(True, "Write TensorBoard event files into the run directory.")
     run_dir: str = _f("", "Where the run is written (default runs/<env>/<name>).")
     name: str = _f("", "Run name (default <estimator>-<baseline>-s<seed>-<time>).")
@@ -113,6 +117,8 @@ class Config:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise bad(name, f"must be a positive number, got {v}")
+        if not isinstance(self.log_grad_stats, int) or self.log_grad_stats < 0:
+            raise bad("log_grad_stats", f"must be a non-negative integer, got {self.log_grad_stats}")
         if not isinstance(self.env_threads, int) or self.env_threads < 0:
             raise bad("env_threads", f"must be a non-negative integer, got {self.env_threads}")
         for name in ("entropy_coef", "max_grad_norm"):

@@ -90,27 +90,25 @@ def leave_one_out_mean(psi: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np
 
     A plain batch mean includes the step's own episode and so correlates with its actions, a bias of order
     1/(episodes per batch). Leaving the episode out keeps b independent of it: exactly unbiased.
-    Falls back to the plain mean when the batch holds a single episode.
+    A batch with a single episode has no other episode to learn from: its baseline is 0.
     """
     ids_valid = ids[mask]
-    psi_valid = psi[mask]
+    if ids_valid.size == 0:
+        return np.zeros(psi.shape)
     n_ep = int(ids.max()) + 1
-    sums = np.bincount(ids_valid, weights=psi_valid, minlength=n_ep)
+    sums = np.bincount(ids_valid, weights=psi[mask], minlength=n_ep)
     counts = np.bincount(ids_valid, minlength=n_ep).astype(np.float64)
     total, n = sums.sum(), counts.sum()
-    if n_ep == 1 or np.all(counts == n):
-        return np.full(psi.shape, total / max(n, 1.0))
-    own_sum, own_count = sums[ids], counts[ids]
-    other = np.maximum(n - own_count, 1.0)
-    return (total - own_sum) / other
+    others = n - counts[ids]
+    return np.where(others > 0, (total - sums[ids]) / np.maximum(others, 1.0), 0.0)
 
 
-def normalize(psi: np.ndarray, mask: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """Zero mean, unit variance over the valid steps (the variance-reduction heuristic of most PG codes)."""
+def normalize(psi: np.ndarray, mask: np.ndarray, center: bool = True, eps: float = 1e-8) -> np.ndarray:
+    """Zero mean (if ``center``), unit variance over the valid steps (the heuristic of most PG codes)."""
     valid = psi[mask]
     if valid.size < 2:
-        return psi - valid.mean() if valid.size else psi
-    return (psi - valid.mean()) / (valid.std() + eps)
+        return psi - valid.mean() if valid.size and center else psi
+    return (psi - (valid.mean() if center else 0.0)) / (valid.std() + eps)
 
 
 def weights(estimator: str, baseline: str, rewards: np.ndarray, terminated: np.ndarray,
@@ -140,6 +138,6 @@ def weights(estimator: str, baseline: str, rewards: np.ndarray, terminated: np.n
         psi = psi - values
     elif baseline == "mean":
         psi = psi - leave_one_out_mean(psi, episode_ids(terminated, truncated), mask)
-    elif baseline != "none":
+    elif baseline not in ("none", "optimal"):  # optimal: one constant per parameter, see robopg.gradients
         raise ValueError(f"unknown baseline {baseline!r}")
     return psi, returns

@@ -207,3 +207,155 @@ def random_mdp(seed: int, num_states: int = 6, num_actions: int = 3, terminate_p
     terminal[num_states] = True
     name = f"random{seed}" + (f"-H{horizon}" if horizon else "")
     return TabularMDP(P, R, mu0, terminal, 1.0, horizon, 0.0, name)
+
+
+def gridworld(size: int = 4, slip: float = 0.1, horizon: int | None = None) -> TabularMDP:
+    """A size x size grid; start at the top-left corner, the goal (terminal, +10) at the bottom-right, a
+    pit (terminal, -10) beside it; every step costs 1. Actions up/right/down/left slip to a random
+    other direction with probability ``slip``."""
+    n = size * size
+    S = n + 2  # two absorbing terminal states: goal and pit
+    goal, pit = n, n + 1
+    goal_cell, pit_cell = n - 1, n - 2
+    moves = [(-1, 0), (0, 1), (1, 0), (0, -1)]
+
+    def dest(cell: int, move: int) -> int:
+        r, c = divmod(cell, size)
+        dr, dc = moves[move]
+        r2, c2 = min(max(r + dr, 0), size - 1), min(max(c + dc, 0), size - 1)
+        nxt = r2 * size + c2
+        return goal if nxt == goal_cell else pit if nxt == pit_cell else nxt
+
+    P = np.zeros((S, 4, S))
+    R = np.full((S, 4), -1.0)
+    for cell in range(n):
+        for a in range(4):
+            for m in range(4):
+                P[cell, a, dest(cell, m)] += (1 - slip) if m == a else slip / 3
+            R[cell, a] += 10.0 * P[cell, a, goal] - 10.0 * P[cell, a, pit]
+    for t in (goal, pit):
+        P[t, :, t] = 1.0
+        R[t] = 0.0
+    mu0 = np.zeros(S)
+    mu0[0] = 1.0
+    terminal = np.zeros(S, dtype=bool)
+    terminal[[goal, pit]] = True
+    name = f"gridworld{size}" + (f"-H{horizon}" if horizon else "")
+    return TabularMDP(P, R, mu0, terminal, 1.0, horizon, 0.0, name)
+
+
+@dataclass
+class LQR:
+    """Linear-quadratic regulator with a linear Gaussian policy u = -K x + sigma * eps.
+
+    x_{t+1} = A x_t + B u_t + w_t, w ~ N(0, W); reward r_t = -(x'Qx + u'Ru); x_0 ~ N(0, X0).
+    Episodic variant: after every step the episode terminates with probability ``p_end`` (a
+    state-independent termination). Time-limited variant: ``horizon`` H steps.
+    J(K) in closed form: with M = A - BK, the second moment S_t = E[x_t x_t'] follows
+    S_{t+1} = M S_t M' + sigma^2 BB' + W, and E[cost_t] = tr((Q + K'RK) S_t) + sigma^2 tr(R).
+    Episodic: J = -sum_t c^t E[cost_t] with c = 1 - p_end, summed in closed form through the discrete
+    Lyapunov equation P = (Q + K'RK) + c M'PM (solved as a linear system; scipy checks it in the tests).
+    """
+
+    A: np.ndarray
+    B: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    W: np.ndarray
+    X0: np.ndarray
+    sigma: float = 0.5
+    p_end: float = 0.05
+    horizon: int | None = None
+    name: str = "lqr"
+    gamma: float = 1.0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.B.shape[1], self.A.shape[0]  # K is [m, n]
+
+    def objective(self, K: torch.Tensor) -> torch.Tensor:
+        t = lambda x: torch.as_tensor(x, dtype=K.dtype)  # noqa: E731
+        A, B, Q, R, W, X0 = map(t, (self.A, self.B, self.Q, self.R, self.W, self.X0))
+        M = A - B @ K
+        C = Q + K.T @ R @ K
+        noise = self.sigma ** 2 * B @ B.T + W
+        u_cost = self.sigma ** 2 * torch.trace(R)
+        if self.horizon is not None:
+            total, S = K.new_zeros(()), X0
+            for _ in range(self.horizon):
+                total = total + torch.trace(C @ S) + u_cost
+                S = M @ S @ M.T + noise
+            return -total
+        c = 1.0 - self.p_end
+        n = A.shape[0]
+        # vec(P) = (I - c M'(x)M')^{-1} vec(C): the Lyapunov equation as one linear solve.
+        P = torch.linalg.solve(torch.eye(n * n, dtype=K.dtype) - c * torch.kron(M.T, M.T),
+                               C.reshape(-1, 1)).reshape(n, n)
+        # With P = C + c M'PM: sum_t c^t tr(C S_t) = tr(P X0) + c/(1-c) tr(P noise), since S_t grows by the
+        # same noise every step and tr(C M^k S M'^k) sums to tr(P S).
+        return -(torch.trace(P @ X0) + c / (1 - c) * torch.trace(P @ noise) + u_cost / (1 - c))
+
+    def gradient(self, K: np.ndarray) -> np.ndarray:
+        k = torch.tensor(K, dtype=torch.float64, requires_grad=True)
+        self.objective(k).backward()
+        return k.grad.numpy()
+
+    def sample(self, K: np.ndarray, num_episodes: int, rng: np.random.Generator, max_steps: int = 10_000):
+        """Episodes in the [T, N] layout; also returns states [T, N, n] and noise eps [T, N, m]."""
+        n_x = self.A.shape[0]
+        x = rng.multivariate_normal(np.zeros(n_x), self.X0, size=num_episodes)
+        chol_w = np.linalg.cholesky(self.W + 1e-12 * np.eye(n_x))
+        cols = {k: [] for k in ("states", "eps", "rewards", "next_states", "terminated", "truncated", "mask")}
+        active = np.ones(num_episodes, dtype=bool)
+        limit = self.horizon or max_steps
+        for t in range(limit):
+            eps = rng.standard_normal((num_episodes, self.B.shape[1]))
+            u = -x @ K.T + self.sigma * eps
+            r = -(np.einsum("ni,ij,nj->n", x, self.Q, x) + np.einsum("ni,ij,nj->n", u, self.R, u))
+            x2 = x @ self.A.T + u @ self.B.T + rng.standard_normal((num_episodes, n_x)) @ chol_w.T
+            if self.horizon is None:
+                term = (rng.random(num_episodes) < self.p_end) & active
+                trunc = np.zeros(num_episodes, dtype=bool)
+            else:
+                term = np.zeros(num_episodes, dtype=bool)
+                trunc = active & (t == limit - 1)
+            for k, v in (("states", x), ("eps", eps), ("rewards", np.where(active, r, 0.0)), ("next_states", x2),
+                         ("terminated", term), ("truncated", trunc), ("mask", active.copy())):
+                cols[k].append(v)
+            active = active & ~term & ~trunc
+            x = x2
+            if not active.any():
+                break
+        if active.any():
+            raise RuntimeError(f"{self.name}: episodes did not end within {max_steps} steps")
+        return {k: np.stack(v) for k, v in cols.items()}
+
+    def step_scores(self, K: np.ndarray, batch: dict) -> np.ndarray:
+        """[T, N, m*n]: grad_K log pi(u|x) = (eps / sigma) outer (-x)... for u = -Kx + sigma*eps:
+        log pi = -|u + Kx|^2 / (2 sigma^2) + const, so d/dK = -((u + Kx) / sigma^2) x' = -(eps / sigma) x'."""
+        g = -np.einsum("tni,tnj->tnij", batch["eps"] / self.sigma, batch["states"])
+        return g.reshape(*g.shape[:2], -1)
+
+    def values(self, K: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """V(x) of the episodic LQR: -(x'Px + const), exact; for the time-limited variant, the same
+        quadratic form of the episodic problem (a good state-only baseline, not exact)."""
+        Kt = torch.as_tensor(K, dtype=torch.float64)
+        A, B = torch.as_tensor(self.A), torch.as_tensor(self.B)
+        M = A - B @ Kt
+        C = torch.as_tensor(self.Q) + Kt.T @ torch.as_tensor(self.R) @ Kt
+        c = 1.0 - self.p_end
+        n = A.shape[0]
+        P = torch.linalg.solve(torch.eye(n * n, dtype=torch.float64) - c * torch.kron(M.T, M.T),
+                               C.reshape(-1, 1)).reshape(n, n).numpy()
+        noise = self.sigma ** 2 * self.B @ self.B.T + self.W
+        const = c / (1 - c) * np.trace(P @ noise) + self.sigma ** 2 * np.trace(self.R) / (1 - c)
+        return -(np.einsum("...i,ij,...j->...", states, P, states) + const)
+
+
+def lqr(horizon: int | None = None, p_end: float = 0.05, sigma: float = 0.5) -> LQR:
+    """A 2-D point mass (position, velocity) pushed by one force: a classic continuous-control LQR."""
+    dt = 0.1
+    A = np.array([[1.0, dt], [0.0, 1.0]])
+    B = np.array([[0.0], [dt]])
+    name = "lqr" + (f"-H{horizon}" if horizon else "")
+    return LQR(A, B, np.eye(2), 0.1 * np.eye(1), 0.01 * np.eye(2), np.eye(2), sigma, p_end, horizon, name)

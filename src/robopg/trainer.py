@@ -16,6 +16,7 @@ import torch
 from . import checkpoint, estimators
 from .config import Config
 from .envs import make_vector_env
+from .gradients import chunk_gradient_stats, optimal_baseline_gradient, per_step_scores
 from .metrics import MetricsLog, Progress
 from .policies import ValueFunction, make_policy
 from .sampler import Rollout, Sampler
@@ -123,15 +124,22 @@ class Trainer:
         psi, targets = estimators.weights(c.estimator, c.baseline, rewards, rollout.terminated,
                                           rollout.truncated, m, c.gamma, c.lam, values, next_values)
         if c.normalize_advantages:
-            psi = estimators.normalize(psi, m)
+            psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
         psi_t = torch.as_tensor(psi[m], dtype=torch.float32)
 
+        self.optimizer.zero_grad(set_to_none=True)
         log_prob, entropy = self.policy.log_prob_entropy(obs, actions)
         loss = policy_gradient_loss(log_prob, psi_t) - c.entropy_coef * entropy.mean()
         if not torch.isfinite(loss):
             raise NonFiniteError(f"non-finite policy loss ({loss.item()}) at iteration {self.iteration + 1}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        grad_stats = {}
+        if c.log_grad_stats and (self.iteration + 1) % c.log_grad_stats == 0:
+            grad_stats = self._grad_stats(rollout, obs, actions, psi_t)
+        if c.baseline == "optimal":
+            self._optimal_baseline_step(rollout, obs, actions, psi_t)
+            (-c.entropy_coef * entropy.mean()).backward()  # adds to the .grad the baseline step left
+        else:
+            loss.backward()
         params = [p for p in self.policy.parameters() if p.grad is not None]
         max_norm = c.max_grad_norm if c.max_grad_norm > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
@@ -140,13 +148,30 @@ class Trainer:
         self.optimizer.step()
 
         out = {"policy_loss": loss.item(), "entropy": entropy.mean().item(), "grad_norm": grad_norm,
-               "lr": self.optimizer.param_groups[0]["lr"]}
+               "lr": self.optimizer.param_groups[0]["lr"], **grad_stats}
         if self.value is not None:
             out.update(self._fit_value(obs, torch.as_tensor(targets[m], dtype=torch.float32),
                                        torch.as_tensor(values[m], dtype=torch.float32)))
         # After the update, so the batch's log-probs were those of the policy that sampled it.
         self.policy.normalizer.update(rollout.obs[m])
         return out
+
+    def _optimal_baseline_step(self, rollout: Rollout, obs, actions, psi_t) -> None:
+        """Leave the loss gradient with the optimal per-parameter baseline in ``.grad``."""
+        ids = estimators.episode_ids(rollout.terminated, rollout.truncated)[rollout.mask]
+        scores = per_step_scores(self.policy, obs, actions)
+        g = optimal_baseline_gradient(scores, psi_t, torch.as_tensor(ids)) / psi_t.shape[0]
+        offset = 0
+        for p in self.policy.parameters():
+            n = p.numel()
+            p.grad = -g[offset:offset + n].reshape(p.shape).to(p.dtype)  # the loss is the negated objective
+            offset += n
+
+    def _grad_stats(self, rollout: Rollout, obs, actions, psi_t) -> dict[str, float]:
+        num_chunks = min(8, rollout.mask.shape[1])
+        env_of_step = np.broadcast_to(np.arange(rollout.mask.shape[1]), rollout.mask.shape)[rollout.mask]
+        return chunk_gradient_stats(self.policy, obs, actions, psi_t, torch.as_tensor(env_of_step % num_chunks),
+                                    num_chunks)
 
     def _fit_value(self, obs: torch.Tensor, targets: torch.Tensor, old_values: torch.Tensor) -> dict:
         c = self.config

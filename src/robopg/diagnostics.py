@@ -1,0 +1,480 @@
+"""The estimator lab: bias, variance, cosine similarity and signal-to-noise of policy-gradient estimators,
+measured on the same sampled trajectories (paired), on exact problems or on a robot's policy.
+
+    result = measure("exact:chain", ["reinforce", "rtg", "rtg+value", "rtg+optimal"], batches=200,
+                     batch_size=500)
+    result = measure("Hopper-v5", [...], batches=50, batch_size=5000)        # a freshly initialised policy
+    result = measure("runs/Hopper-v5/x/checkpoints/best.pt", [...])         # a trained one
+
+Every estimate is the seed's estimator, (1/#episodes) sum_episodes sum_t grad log pi(a_t|s_t) Psi_t, over
+batches of whole episodes (at least ``batch_size`` steps each), with gamma = 1 by default: then REINFORCE,
+reward-to-go and every state-dependent baseline estimate the same gradient, of the undiscounted return.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from . import estimators as est
+from . import exact
+from .config import ConfigError, parse_estimator_spec
+from .gradients import optimal_baseline_gradient, per_step_scores
+
+
+@dataclass
+class Batch:
+    """Whole episodes in the [T, N] layout, with per-step score vectors of the valid steps (mask order)."""
+
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    mask: np.ndarray
+    scores: torch.Tensor                 # [n_valid, P] float64
+    values: np.ndarray | None = None     # V(s_t), [T, N]
+    next_values: np.ndarray | None = None
+    # What the gradient itself costs, beyond Psi: one backward pass for an estimator that only reweights
+    # log pi, per-step score vectors for the optimal baseline (zero for exact problems: closed form).
+    backward_seconds: float = 0.0
+    score_seconds: float = 0.0
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.mask.sum())
+
+
+# --- problems ------------------------------------------------------------------------------------------
+
+class TabularProblem:
+    def __init__(self, mdp: exact.TabularMDP, seed: int):
+        self.mdp = mdp
+        self.name = f"exact:{mdp.name}"
+        self.gamma = mdp.gamma
+        self.theta = np.random.default_rng(seed).normal(0, 0.5, size=(mdp.num_states, mdp.num_actions))
+        self.true_gradient = mdp.gradient(self.theta).reshape(-1)
+        self.layers = [("theta", mdp.num_states * mdp.num_actions)]
+        self._v = mdp.values(self.theta)
+        self.value_note = "exact state values (the best state-only baseline)"
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        eps = _sample_until(lambda n: self.mdp.sample(self.theta, n, rng), batch_size)
+        # grad_theta log pi(a|s) is onehot(a) - pi(.|s) in row s of theta, zero elsewhere.
+        pi = exact._softmax(self.theta)
+        s, a = eps.states[eps.mask], eps.actions[eps.mask]
+        rows = np.arange(len(s))
+        full = np.zeros((len(s), self.mdp.num_states, self.mdp.num_actions))
+        full[rows, s] = -pi[s]
+        full[rows, s, a] += 1.0
+        flat = torch.as_tensor(full.reshape(len(s), -1))
+        v = self._v
+        return Batch(eps.rewards, eps.terminated, eps.truncated, eps.mask, flat, v[eps.states],
+                     np.where(eps.truncated, 0.0, v[eps.next_states]))
+
+
+class LQRProblem:
+    def __init__(self, lqr: exact.LQR, seed: int):
+        self.lqr = lqr
+        self.name = f"exact:{lqr.name}"
+        self.gamma = 1.0
+        m, n = lqr.shape
+        rng = np.random.default_rng(seed)
+        # A stabilising gain near the optimum, perturbed so the gradient is far from zero.
+        self.K = np.array([[1.0, 1.5]])[:m, :n] + rng.normal(0, 0.2, size=(m, n))
+        self.true_gradient = lqr.gradient(self.K).reshape(-1)
+        self.layers = [("K", m * n)]
+        self.value_note = ("exact quadratic values of the episodic LQR" if lqr.horizon is None else
+                           "the episodic LQR's quadratic values (a good, not exact, baseline)")
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        b = _sample_until(lambda n: _as_episodes(self.lqr.sample(self.K, n, rng)), batch_size)
+        scores = self.lqr.step_scores(self.K, {"eps": b.actions, "states": b.states})
+        v = self.lqr.values(self.K, b.states)
+        nv = np.where(b.truncated, 0.0, self.lqr.values(self.K, b.next_states))
+        return Batch(b.rewards, b.terminated, b.truncated, b.mask, torch.as_tensor(scores[b.mask]), v, nv)
+
+
+class PolicyProblem:
+    """A robot: a Gymnasium env with a robopg policy (freshly initialised from ``seed``, or loaded)."""
+
+    def __init__(self, env_id: str, policy, seed: int, gamma: float, value_batches: int, batch_size: int,
+                 name: str, num_envs: int = 8, backend: str = "auto"):
+        from .envs import make_vector_env, resolve_backend
+        from .policies import ObsNormalizer, ValueFunction
+        from .sampler import Sampler
+
+        self.name, self.gamma, self.policy = name, gamma, policy
+        self.true_gradient = None
+        self.layers = [(n, p.numel()) for n, p in policy.named_parameters()]
+        self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend))
+        self.sampler = Sampler(self.venv, policy, batch_size, "episodes", seed)
+        self.value = None
+        self.value_note = "none (value_batches=0)"
+        if value_batches > 0:
+            # V gets its own normaliser so that fitting it leaves the measured policy untouched.
+            self.value = ValueFunction(ObsNormalizer(self.venv.single_observation_space.shape[0]),
+                                       list(getattr(policy, "hidden_sizes", [64, 64])), "tanh")
+            self._fit_value(value_batches)
+            self.value_note = (f"a value network fit to reward-to-go (gamma={gamma}) on {value_batches} "
+                               f"independent batches before measuring")
+
+    def _fit_value(self, batches: int) -> None:
+        obs_all, tgt_all = [], []
+        for _ in range(batches):
+            ro = self.sampler.collect()
+            g = est.reward_to_go(ro.rewards, ro.terminated, ro.truncated, None, self.gamma)
+            obs_all.append(ro.obs[ro.mask])
+            tgt_all.append(g[ro.mask])
+        obs = np.concatenate(obs_all)
+        targets = np.concatenate(tgt_all)
+        self.value.normalizer.update(obs)
+        self._scale = float(targets.std()) or 1.0
+        x = torch.as_tensor(obs)
+        y = torch.as_tensor(targets / self._scale, dtype=torch.float32)
+        opt = torch.optim.Adam(self.value.net.parameters(), lr=1e-3)
+        for _ in range(30):
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x), 512):
+                idx = perm[i:i + 512]
+                loss = (self.value(x[idx]) - y[idx]).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        ro = self.sampler.collect()
+        obs = torch.as_tensor(ro.obs[ro.mask])
+        actions = torch.as_tensor(ro.actions[ro.mask])
+        t0 = time.perf_counter()
+        log_prob, _ = self.policy.log_prob_entropy(obs, actions)
+        torch.autograd.grad(log_prob.mean(), list(self.policy.parameters()))
+        t1 = time.perf_counter()
+        scores = per_step_scores(self.policy, obs, actions).double()
+        t2 = time.perf_counter()
+        v = nv = None
+        if self.value is not None:
+            with torch.no_grad():
+                v = self.value(torch.as_tensor(ro.obs)).double().numpy() * self._scale
+                nv = self.value(torch.as_tensor(ro.next_obs)).double().numpy() * self._scale
+            # Time-limit ends are the end of the measured (finite-horizon) objective: no bootstrap.
+            nv = np.where(ro.truncated, 0.0, nv)
+        return Batch(ro.rewards, ro.terminated, ro.truncated, ro.mask, scores, v, nv, t1 - t0, t2 - t1)
+
+
+def _as_episodes(d: dict) -> exact.Episodes:
+    # LQR batches reuse the Episodes container: states are vectors, "actions" carry the noise eps.
+    return exact.Episodes(d["states"], d["eps"], d["rewards"], d["next_states"], d["terminated"],
+                          d["truncated"], d["mask"])
+
+
+def _sample_until(draw, batch_size: int) -> exact.Episodes:
+    """Whole episodes, drawn in chunks, until they hold at least ``batch_size`` steps; one episode per column."""
+    parts, steps, chunk = [], 0, 16
+    while steps < batch_size:
+        e = draw(chunk)
+        lengths = e.mask.sum(0)
+        need = np.searchsorted(np.cumsum(lengths), batch_size - steps) + 1
+        take = min(int(need), chunk)
+        parts.append(exact.Episodes(*(getattr(e, f)[:, :take] for f in _EP_FIELDS)))
+        steps += int(lengths[:take].sum())
+        chunk = min(chunk * 2, 4096)
+    T = max(p.states.shape[0] for p in parts)
+    return exact.Episodes(*(np.concatenate([_pad(getattr(p, f), T) for p in parts], axis=1) for f in _EP_FIELDS))
+
+
+_EP_FIELDS = ("states", "actions", "rewards", "next_states", "terminated", "truncated", "mask")
+
+
+def _pad(a: np.ndarray, T: int) -> np.ndarray:
+    if a.shape[0] == T:
+        return a
+    pad = np.zeros((T - a.shape[0], *a.shape[1:]), dtype=a.dtype)
+    return np.concatenate([a, pad])
+
+
+def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: int = 10,
+                 batch_size: int = 5000, backend: str = "auto"):
+    """``exact:{chain,gridworld,random,lqr}[-H<steps>]``, a Gymnasium id, a run dir, or a checkpoint file."""
+    if target.startswith("exact:"):
+        spec = target[len("exact:"):]
+        base, _, h = spec.partition("-H")
+        horizon = int(h) if h else None
+        if base == "chain":
+            return TabularProblem(exact.chain(5, horizon=horizon), seed)
+        if base == "gridworld":
+            return TabularProblem(exact.gridworld(4, horizon=horizon), seed)
+        if base == "random":
+            return TabularProblem(exact.random_mdp(seed, horizon=horizon), seed)
+        if base == "lqr":
+            return LQRProblem(exact.lqr(horizon=horizon), seed)
+        raise ConfigError(f"unknown exact problem {target!r}: use exact:chain, exact:gridworld, exact:random or "
+                          "exact:lqr, optionally with -H<steps> for the time-limited variant")
+    path = Path(target)
+    if path.exists():
+        from .api import load
+
+        policy = load(path)
+        env_id = policy.config.env_id
+        policy.hidden_sizes = list(policy.config.hidden_sizes)
+        name = f"{env_id} ({path})"
+    else:
+        from .envs import check_env_id, make_vector_env
+        from .policies import make_policy
+        from .presets import make_config
+
+        check_env_id(target)
+        env_id = target
+        torch.manual_seed(seed)
+        config = make_config(target)
+        venv = make_vector_env(target, 1)
+        policy = make_policy(config, venv.single_observation_space, venv.single_action_space)
+        venv.close()
+        policy.hidden_sizes = list(config.hidden_sizes)
+        name = f"{env_id} (initial policy, seed {seed})"
+    for p in policy.parameters():
+        p.requires_grad_(True)
+    return PolicyProblem(env_id, policy, seed, gamma, value_batches, batch_size, name, backend=backend)
+
+
+# --- estimates -----------------------------------------------------------------------------------------
+
+def estimate(batch: Batch, estimator: str, baseline: str, gamma: float, lam: float) -> np.ndarray:
+    """One gradient estimate from one batch: (1/#episodes) sum_t grad log pi(a_t|s_t) Psi_t."""
+    needs_v = baseline == "value" or estimator == "gae"
+    if needs_v and batch.values is None:
+        raise ConfigError(f"{estimator}+{baseline} needs a value function, which this problem has none of")
+    psi, _ = est.weights(estimator, baseline, batch.rewards, batch.terminated, batch.truncated, batch.mask,
+                         gamma, lam, batch.values if needs_v else None, batch.next_values if needs_v else None)
+    ids = est.episode_ids(batch.terminated, batch.truncated)
+    ids_valid = ids[batch.mask]
+    num_episodes = len(np.unique(ids_valid))
+    psi_t = torch.as_tensor(psi[batch.mask], dtype=torch.float64)
+    if baseline == "optimal":
+        # Re-number the episodes of this (sub-)batch 0..E-1 for the per-episode sums.
+        _, dense = np.unique(ids_valid, return_inverse=True)
+        g = optimal_baseline_gradient(batch.scores, psi_t, torch.as_tensor(dense))
+    else:
+        g = batch.scores.T @ psi_t
+    return (g / num_episodes).numpy()
+
+
+def _sub_batches(batch: Batch, size: int) -> list[Batch]:
+    """Split a batch into consecutive groups of whole episodes holding at least ``size`` steps each."""
+    ids = est.episode_ids(batch.terminated, batch.truncated)
+    valid_ids = ids[batch.mask]
+    order = np.unique(valid_ids)
+    lengths = np.bincount(valid_ids, minlength=int(ids.max()) + 1)[order]
+    groups, current, steps = [], [], 0
+    for e, n in zip(order, lengths):
+        current.append(e)
+        steps += n
+        if steps >= size:
+            groups.append(current)
+            current, steps = [], 0
+    out = []
+    for g in groups:
+        sub_mask = batch.mask & np.isin(ids, g)
+        rows = torch.as_tensor(sub_mask[batch.mask])
+        out.append(Batch(batch.rewards, batch.terminated, batch.truncated, sub_mask, batch.scores[rows],
+                         batch.values, batch.next_values))
+    return out
+
+
+# --- the measurement -----------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    estimator: str
+    batch_size: int
+    num_estimates: int
+    bias_norm: float
+    bias_upper: float          # upper 1-alpha bound on ||E[estimate] - true gradient||
+    bias_detected: bool        # a coordinate's error is significant (Bonferroni, alpha)
+    total_variance: float      # trace of the covariance of one batch's estimate
+    cosine_mean: float         # cosine(one batch's estimate, true gradient)
+    cosine_std: float
+    snr: float                 # ||true gradient||^2 / total variance
+    seconds_per_estimate: float
+    layer_variance: dict = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    target: str
+    truth: str                 # "exact" or how the reference was made
+    value_baseline: str
+    gamma: float
+    lam: float
+    rows: list[Row]
+    true_gradient_norm: float
+
+    def table(self) -> str:
+        head = (f"{'estimator':<14}{'batch':>7}{'n':>5}{'total var':>12}{'var ratio':>10}{'bias':>10}"
+                f"{'bias<=':>10}{'cos':>7}{'±':>6}{'SNR':>8}{'ms/est':>8}  biased?")
+        main = max(r.batch_size for r in self.rows)
+        rows = [r for r in self.rows if r.batch_size == main]
+        ref = rows[0].total_variance
+        lines = [f"target: {self.target}   true gradient: {self.truth} (norm {self.true_gradient_norm:.4g})",
+                 f"value baseline: {self.value_baseline}   gamma={self.gamma} lam={self.lam}", head]
+        for r in rows:
+            lines.append(f"{r.estimator:<14}{r.batch_size:>7}{r.num_estimates:>5}{r.total_variance:>12.4g}"
+                         f"{r.total_variance / ref:>10.3f}{r.bias_norm:>10.3g}{r.bias_upper:>10.3g}"
+                         f"{r.cosine_mean:>7.3f}{r.cosine_std:>6.2f}{r.snr:>8.3g}"
+                         f"{1000 * r.seconds_per_estimate:>8.2f}  {'YES' if r.bias_detected else 'no'}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure(target: str, estimator_specs: list[str], batches: int = 50, batch_size: int = 5000,
+            batch_sizes: list[int] | None = None, gamma: float = 1.0, lam: float = 0.95, seed: int = 0,
+            reference_batches: int | None = None, value_batches: int = 10, alpha: float = 1e-3,
+            backend: str = "auto") -> Result:
+    """Bias, variance, cosine and SNR of each estimator, on the same sampled batches (paired).
+
+    ``batch_sizes``: smaller sizes measured by splitting each sampled batch into groups of whole episodes.
+    ``reference_batches``: where no exact gradient exists, a reference is the mean of the lowest-variance
+    unbiased estimator over this many *independent* batches (default 2 x ``batches``).
+    """
+    specs = [(s, *parse_estimator_spec(s)) for s in estimator_specs]
+    if batches < 2:
+        raise ConfigError("--batches: at least 2 batches are needed to measure a variance")
+    if batch_size <= 0:
+        raise ConfigError(f"--batch-size: must be positive, got {batch_size}")
+    sizes = sorted({batch_size, *(batch_sizes or [])}, reverse=True)
+    if sizes[-1] <= 0 or sizes[0] > batch_size:
+        raise ConfigError(f"--batch-sizes: must lie in (0, --batch-size={batch_size}]")
+    problem = make_problem(target, seed, gamma, value_batches, batch_size, backend)
+    if hasattr(problem, "gamma") and target.startswith("exact:"):
+        gamma = problem.gamma
+    rng = np.random.default_rng(seed + 1)
+    est_by = {(s, b): [] for s, *_ in specs for b in sizes}
+    seconds = {s: 0.0 for s, *_ in specs}
+    for _ in range(batches):
+        batch = problem.sample(batch_size, rng)
+        for s, e, b in specs:
+            t0 = time.perf_counter()
+            est_by[(s, batch_size)].append(estimate(batch, e, b, gamma, lam))
+            seconds[s] += time.perf_counter() - t0
+            seconds[s] += batch.score_seconds if b == "optimal" else batch.backward_seconds
+        for size in sizes[1:]:
+            for sub in _sub_batches(batch, size):
+                for s, e, b in specs:
+                    est_by[(s, size)].append(estimate(sub, e, b, gamma, lam))
+
+    truth = problem.true_gradient
+    truth_se = None
+    if truth is not None:
+        truth_label = "exact"
+    else:
+        unbiased = [t for t in specs if t[1] != "gae" or lam == 1.0]
+        if not unbiased:
+            raise ConfigError("no unbiased estimator in the list to build a reference gradient from; add rtg")
+        best = min(unbiased, key=lambda t: np.var(np.array(est_by[(t[0], batch_size)]), 0, ddof=1).sum())
+        n_ref = reference_batches or 2 * batches
+        ref = np.array([estimate(problem.sample(batch_size, rng), best[1], best[2], gamma, lam)
+                        for _ in range(n_ref)])
+        truth = ref.mean(0)
+        truth_se = ref.std(0, ddof=1) / math.sqrt(n_ref)
+        truth_label = f"reference: mean of {best[0]} over {n_ref} independent batches of {batch_size} steps"
+
+    rows = []
+    for s, *_ in specs:
+        for size in sizes:
+            G = np.array(est_by[(s, size)])
+            rows.append(summarize(s, size, G, truth, truth_se, alpha, seconds[s] / batches,
+                             problem.layers if size == batch_size else None))
+    if hasattr(problem, "venv"):
+        problem.venv.close()
+    return Result(problem.name, truth_label, problem.value_note, gamma, lam, rows, float(np.linalg.norm(truth)))
+
+
+def summarize(name: str, size: int, G: np.ndarray, truth: np.ndarray, truth_se: np.ndarray | None = None,
+              alpha: float = 1e-3, secs: float = 0.0, layers: list | None = None) -> Row:
+    """Bias (with its bound and a Bonferroni test), variance, cosine and SNR of estimates G [M, d]
+    against ``truth`` (whose own standard error ``truth_se`` widens the bound when it is a reference)."""
+    m, d = G.shape
+    mean = G.mean(0)
+    se = G.std(0, ddof=1) / math.sqrt(m)
+    if truth_se is not None:
+        se = np.sqrt(se ** 2 + truth_se ** 2)
+    err = mean - truth
+    crit = float(stats.norm.ppf(1 - alpha / (2 * d)))
+    z = np.where(se > 0, np.abs(err) / np.where(se > 0, se, 1), np.where(np.abs(err) > 1e-12, np.inf, 0.0))
+    var = G.var(0, ddof=1)
+    tn = float(np.linalg.norm(truth))
+    cos = (G @ truth) / (np.linalg.norm(G, axis=1) * tn + 1e-300)
+    layer_var = {}
+    if layers:
+        offset = 0
+        for lname, n in layers:
+            layer_var[lname] = float(var[offset:offset + n].sum())
+            offset += n
+    total = float(var.sum())
+    return Row(name, size, m, float(np.linalg.norm(err)), float(np.linalg.norm(np.abs(err) + crit * se)),
+               bool(z.max() > crit), total, float(cos.mean()), float(cos.std()),
+               tn ** 2 / total if total > 0 else math.inf, secs, layer_var)
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+def write_outputs(result: Result, out_dir: str | Path) -> list[Path]:
+    """summary.csv (one row per estimator and batch size), layers.csv, result.json and two figures."""
+    import csv
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    cols = [f for f in Row.__dataclass_fields__ if f != "layer_variance"]
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in result.rows:
+            w.writerow([getattr(r, c) for c in cols])
+    written.append(out / "summary.csv")
+    with open(out / "layers.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["estimator", "layer", "variance"])
+        for r in result.rows:
+            for k, v in r.layer_variance.items():
+                w.writerow([r.estimator, k, v])
+    written.append(out / "layers.csv")
+    (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1))
+    written.append(out / "result.json")
+
+    names = list(dict.fromkeys(r.estimator for r in result.rows))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
+    for name in names:
+        rs = sorted((r for r in result.rows if r.estimator == name), key=lambda r: r.batch_size)
+        x = [r.batch_size for r in rs]
+        axes[0].plot(x, [r.total_variance for r in rs], "o-", label=name)
+        axes[1].errorbar(x, [r.cosine_mean for r in rs], yerr=[r.cosine_std for r in rs], fmt="o-", capsize=3,
+                         label=name)
+        axes[2].plot(x, [r.bias_upper for r in rs], "o-", label=name)
+    axes[0].set(xscale="log", yscale="log", xlabel="batch size (steps)", ylabel="total variance of the estimate",
+                title="variance")
+    axes[1].set(xscale="log", xlabel="batch size (steps)", ylabel="cosine to the true gradient",
+                title="direction (mean ± std over batches)")
+    axes[2].set(xscale="log", yscale="log", xlabel="batch size (steps)",
+                ylabel="upper bound on ||bias||", title=f"bias bound ({result.truth.split(':')[0]})")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(result.target)
+    fig.tight_layout()
+    fig.savefig(out / "batch_size.png")
+    plt.close(fig)
+    written.append(out / "batch_size.png")
+    return written
