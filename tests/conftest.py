@@ -28,3 +28,11 @@ def tiny(env_id="CartPole-v1", **kw):
     base = dict(steps=4096, num_envs=4, batch_size=512, tensorboard=False, checkpoint_every=2)
     base.update(kw)
     return make_config(env_id, **base)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    # As in training: small tensors, and a 2-core machine where intra-op threads only add overhead.
+    import torch
+
+    torch.set_num_threads(1)

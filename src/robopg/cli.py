@@ -103,16 +103,36 @@ def _add_variance_command(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
 
 
-def _run_variance(args) -> int:
+EXACT_PROBLEMS = ("chain", "gridworld", "random", "lqr")
+
+
+def _check_variance_args(args) -> tuple[list[str], list[int]]:
+    from .config import parse_estimator_spec
+
+    # Everything checkable without torch is checked first: a typo costs no import time.
+    names = [s for s in args.estimators.split(",") if s.strip()]
+    for name in names:
+        parse_estimator_spec(name)
+    try:
+        sizes = ([int(x) for x in args.batch_sizes.split(",") if x.strip()] if args.batch_sizes
+                 else [max(1, args.batch_size // 4), max(1, args.batch_size // 2)])
+    except ValueError as e:
+        raise ConfigError(f"--batch-sizes: {e}") from e
+    if not 0.0 <= args.gamma <= 1.0:
+        raise ConfigError(f"--gamma: must be in [0, 1], got {args.gamma}")
+    if args.batches < 2:
+        raise ConfigError("--batches: at least 2 batches are needed to measure a variance")
+    if args.target.startswith("exact:") and args.target[6:].partition("-H")[0] not in EXACT_PROBLEMS:
+        raise ConfigError(f"unknown exact problem {args.target!r}: use "
+                          f"{', '.join('exact:' + p for p in EXACT_PROBLEMS)}, optionally with -H<steps> for the "
+                          "time-limited variant")
+    return names, sizes
+
+
+def _run_variance(args, names: list[str], sizes: list[int]) -> int:
     import time
 
     from .diagnostics import measure, write_outputs
-
-    names = [s for s in args.estimators.split(",") if s.strip()]
-    sizes = ([int(x) for x in args.batch_sizes.split(",") if x.strip()] if args.batch_sizes
-             else [max(1, args.batch_size // 4), max(1, args.batch_size // 2)])
-    if not 0.0 <= args.gamma <= 1.0:
-        raise ConfigError(f"--gamma: must be in [0, 1], got {args.gamma}")
     result = measure(args.target, names, batches=args.batches, batch_size=args.batch_size, batch_sizes=sizes,
                      gamma=args.gamma, lam=args.lam, seed=args.seed, reference_batches=args.reference_batches,
                      value_batches=args.value_batches, backend=args.env_backend)
@@ -148,9 +168,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Checks that need no torch come first, so a typo is answered at once.
     if args.command == "train":
         config = _config_from_args(args)
         config.validate()
+    elif args.command == "variance":
+        variance_args = _check_variance_args(args)
     from .checkpoint import CheckpointError
     from .envs import EnvError
     from .trainer import NonFiniteError, TrainingInterrupted
@@ -167,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
             run = resume(args.run, steps=args.steps)
             _report(run)
         elif args.command == "variance":
-            return _run_variance(args)
+            return _run_variance(args, *variance_args)
         elif args.command == "eval":
             from .api import evaluate, load
 

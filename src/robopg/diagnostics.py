@@ -52,6 +52,9 @@ class Batch:
 # --- problems ------------------------------------------------------------------------------------------
 
 class TabularProblem:
+    """Batches hold a fixed number of episodes, about ``batch_size`` steps' worth: a batch closed by a
+    stopping rule on its step count would make 1/#episodes a random ratio, biased by O(1/#episodes)."""
+
     def __init__(self, mdp: exact.TabularMDP, seed: int):
         self.mdp = mdp
         self.name = f"exact:{mdp.name}"
@@ -61,9 +64,11 @@ class TabularProblem:
         self.layers = [("theta", mdp.num_states * mdp.num_actions)]
         self._v = mdp.values(self.theta)
         self.value_note = "exact state values (the best state-only baseline)"
+        pilot = mdp.sample(self.theta, 4000, np.random.default_rng(seed + 12345))
+        self.mean_length = float(pilot.mask.sum(0).mean())
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        eps = _sample_until(lambda n: self.mdp.sample(self.theta, n, rng), batch_size)
+        eps = self.mdp.sample(self.theta, _episodes_for(batch_size, self.mean_length), rng)
         # grad_theta log pi(a|s) is onehot(a) - pi(.|s) in row s of theta, zero elsewhere.
         pi = exact._softmax(self.theta)
         s, a = eps.states[eps.mask], eps.actions[eps.mask]
@@ -90,9 +95,10 @@ class LQRProblem:
         self.layers = [("K", m * n)]
         self.value_note = ("exact quadratic values of the episodic LQR" if lqr.horizon is None else
                            "the episodic LQR's quadratic values (a good, not exact, baseline)")
+        self.mean_length = float(lqr.horizon or 1.0 / lqr.p_end)  # geometric episode length
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        b = _sample_until(lambda n: _as_episodes(self.lqr.sample(self.K, n, rng)), batch_size)
+        b = _as_episodes(self.lqr.sample(self.K, _episodes_for(batch_size, self.mean_length), rng))
         scores = self.lqr.step_scores(self.K, {"eps": b.actions, "states": b.states})
         v = self.lqr.values(self.K, b.states)
         nv = np.where(b.truncated, 0.0, self.lqr.values(self.K, b.next_states))
@@ -172,29 +178,8 @@ def _as_episodes(d: dict) -> exact.Episodes:
                           d["truncated"], d["mask"])
 
 
-def _sample_until(draw, batch_size: int) -> exact.Episodes:
-    """Whole episodes, drawn in chunks, until they hold at least ``batch_size`` steps; one episode per column."""
-    parts, steps, chunk = [], 0, 16
-    while steps < batch_size:
-        e = draw(chunk)
-        lengths = e.mask.sum(0)
-        need = np.searchsorted(np.cumsum(lengths), batch_size - steps) + 1
-        take = min(int(need), chunk)
-        parts.append(exact.Episodes(*(getattr(e, f)[:, :take] for f in _EP_FIELDS)))
-        steps += int(lengths[:take].sum())
-        chunk = min(chunk * 2, 4096)
-    T = max(p.states.shape[0] for p in parts)
-    return exact.Episodes(*(np.concatenate([_pad(getattr(p, f), T) for p in parts], axis=1) for f in _EP_FIELDS))
-
-
-_EP_FIELDS = ("states", "actions", "rewards", "next_states", "terminated", "truncated", "mask")
-
-
-def _pad(a: np.ndarray, T: int) -> np.ndarray:
-    if a.shape[0] == T:
-        return a
-    pad = np.zeros((T - a.shape[0], *a.shape[1:]), dtype=a.dtype)
-    return np.concatenate([a, pad])
+def _episodes_for(batch_size: int, mean_length: float) -> int:
+    return max(2, round(batch_size / mean_length))
 
 
 def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: int = 10,
@@ -264,21 +249,14 @@ def estimate(batch: Batch, estimator: str, baseline: str, gamma: float, lam: flo
 
 
 def _sub_batches(batch: Batch, size: int) -> list[Batch]:
-    """Split a batch into consecutive groups of whole episodes holding at least ``size`` steps each."""
+    """Split a batch into groups of consecutive whole episodes, each of the same count, about ``size``
+    steps' worth (a fixed count keeps 1/#episodes a constant; see TabularProblem)."""
     ids = est.episode_ids(batch.terminated, batch.truncated)
-    valid_ids = ids[batch.mask]
-    order = np.unique(valid_ids)
-    lengths = np.bincount(valid_ids, minlength=int(ids.max()) + 1)[order]
-    groups, current, steps = [], [], 0
-    for e, n in zip(order, lengths):
-        current.append(e)
-        steps += n
-        if steps >= size:
-            groups.append(current)
-            current, steps = [], 0
+    order = np.unique(ids[batch.mask])
+    per_group = max(1, round(len(order) * size / batch.num_steps))
     out = []
-    for g in groups:
-        sub_mask = batch.mask & np.isin(ids, g)
+    for start in range(0, len(order) - per_group + 1, per_group):
+        sub_mask = batch.mask & np.isin(ids, order[start:start + per_group])
         rows = torch.as_tensor(sub_mask[batch.mask])
         out.append(Batch(batch.rewards, batch.terminated, batch.truncated, sub_mask, batch.scores[rows],
                          batch.values, batch.next_values))
@@ -350,6 +328,17 @@ def measure(target: str, estimator_specs: list[str], batches: int = 50, batch_si
     sizes = sorted({batch_size, *(batch_sizes or [])}, reverse=True)
     if sizes[-1] <= 0 or sizes[0] > batch_size:
         raise ConfigError(f"--batch-sizes: must lie in (0, --batch-size={batch_size}]")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: threads only add overhead (index_add_ is 50x slower on 2)
+    try:
+        return _measure(specs, sizes, target, batches, batch_size, gamma, lam, seed, reference_batches,
+                        value_batches, alpha, backend)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(specs, sizes, target, batches, batch_size, gamma, lam, seed, reference_batches, value_batches,
+             alpha, backend) -> Result:
     problem = make_problem(target, seed, gamma, value_batches, batch_size, backend)
     if hasattr(problem, "gamma") and target.startswith("exact:"):
         gamma = problem.gamma
