@@ -18,14 +18,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                                 baseline="value", gamma=0.99, lam=0.95, lr=3e-3, value_lr=3e-3),
     "InvertedDoublePendulum-v5": dict(steps=1_000_000, num_envs=16, batch_size=4096, estimator="gae",
                                       baseline="value", gamma=0.99, lam=0.95, lr=1e-3, value_lr=1e-3),
-    "Hopper-v5": dict(steps=1_000_000, num_envs=16, batch_size=2048, estimator="gae", baseline="value",
-                      gamma=0.99, lam=0.95, lr=3e-4, value_lr=1e-3, normalize_rewards=True,
+    # Locomotion: many small updates (1024 steps, ~980 per 1M steps) at a high learning rate, annealed.
+    # Measured at 1M steps: 2048-step batches at lr 3e-4 reached 770 (Hopper) / 810 (HalfCheetah).
+    "Hopper-v5": dict(steps=1_000_000, num_envs=16, batch_size=1024, estimator="gae", baseline="value",
+                      gamma=0.99, lam=0.95, lr=1e-3, value_lr=1e-3, normalize_rewards=True,
                       lr_schedule="linear"),
-    "HalfCheetah-v5": dict(steps=1_000_000, num_envs=16, batch_size=2048, estimator="gae", baseline="value",
-                           gamma=0.99, lam=0.95, lr=3e-4, value_lr=1e-3, normalize_rewards=True,
+    "HalfCheetah-v5": dict(steps=1_000_000, num_envs=16, batch_size=1024, estimator="gae", baseline="value",
+                           gamma=0.99, lam=0.95, lr=1e-3, value_lr=1e-3, normalize_rewards=True,
                            lr_schedule="linear"),
-    "Walker2d-v5": dict(steps=1_000_000, num_envs=16, batch_size=2048, estimator="gae", baseline="value",
-                        gamma=0.99, lam=0.95, lr=3e-4, value_lr=1e-3, normalize_rewards=True,
+    "Walker2d-v5": dict(steps=1_000_000, num_envs=16, batch_size=1024, estimator="gae", baseline="value",
+                        gamma=0.99, lam=0.95, lr=1e-3, value_lr=1e-3, normalize_rewards=True,
                         lr_schedule="linear"),
 }
 
