@@ -79,6 +79,44 @@ def test_native_steps_like_gymnasium(env_id):
     nat.close()
 
 
+@pytest.mark.parametrize("env_id", FIVE)
+def test_native_steps_like_gymnasium_from_extreme_states(env_id):
+    # Random episodes never reach some branches of the formulas: velocities clipped at +-10 in the
+    # observations, Hopper's |state| < 100 health check, the cart of InvertedDoublePendulum pressing
+    # against its slider limit (its constraint force is in the observation). Start both backends there.
+    n = 4
+    ref, nat = _gym_vec(env_id, n), make_native_vector_env(env_id, n, threads=1)
+    ref.reset(seed=3)
+    nat.reset(seed=3)
+    rng = np.random.default_rng(4)
+    qpos = nat.qpos
+    qvel = nat.qvel + rng.normal(0, 12, nat.qvel.shape)
+    if env_id == "InvertedDoublePendulum-v5":
+        qpos[:, 0] = [0.97, -0.97, 0.99, -0.99]
+        qvel[:, 0] = [4.0, -4.0, 1.0, -1.0]   # driving the cart into the limits
+    if env_id == "Hopper-v5":
+        qvel[0, 3] = 150.0                   # unhealthy by the state-range check alone
+    for i in range(n):
+        ref.envs[i].unwrapped.set_state(qpos[i], qvel[i])
+    nat.set_joint_state(qpos, qvel)
+    low, high = nat.single_action_space.low, nat.single_action_space.high
+    seen = []
+    for _ in range(40):
+        action = rng.uniform(low, high, (n, low.size)).astype(np.float32)
+        og, rg, tg, ug, ig = ref.step(action)
+        on, rn, tn, un, inf = nat.step(action)
+        np.testing.assert_allclose(on, og, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(rn, rg, rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(tn, tg)
+        np.testing.assert_array_equal(un, ug)
+        seen += [on, inf["final_obs"][inf["_final_obs"]]] if inf else [on]
+    seen = np.concatenate(seen)
+    if env_id == "InvertedDoublePendulum-v5":
+        assert (seen[:, 8] != 0).any()           # the slider limit's force reached the observation
+    if env_id in ("InvertedDoublePendulum-v5", "Hopper-v5", "Walker2d-v5"):
+        assert (np.abs(seen) == 10.0).any()       # some velocity was clipped
+
+
 def test_float64_actions_give_the_same_rewards_as_gymnasium():
     # The control cost follows the action's dtype in Gymnasium; float64 actions must match too.
     ref, nat = _gym_vec("HalfCheetah-v5", 2), make_native_vector_env("HalfCheetah-v5", 2, threads=1)

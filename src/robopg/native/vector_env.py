@@ -88,6 +88,18 @@ class NativeVectorEnv(VectorEnv):
         """Every env's joint velocities now, ``[num_envs, nv]`` (a copy)."""
         return self._fields.qvel.copy()
 
+    def set_joint_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Every env's joint positions and velocities (``[num_envs, nq]``, ``[num_envs, nv]``), as
+        Gymnasium's ``MujocoEnv.set_state`` sets one env's: the rest of the state is kept."""
+        qpos, qvel = np.asarray(qpos, dtype=np.float64), np.asarray(qvel, dtype=np.float64)
+        f = self._fields
+        if qpos.shape != f.qpos.shape or qvel.shape != f.qvel.shape:
+            raise EnvError(f"set_joint_state: expected qpos {f.qpos.shape} and qvel {f.qvel.shape}, got "
+                           f"{qpos.shape} and {qvel.shape}")
+        f.qpos[:], f.qvel[:] = qpos, qvel
+        if self.task.derived:
+            self._batch.forward()
+
     # --- the Gymnasium VectorEnv API ----------------------------------------------------------------
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         super().reset(seed=seed if isinstance(seed, int) else None)
