@@ -95,7 +95,8 @@ def test_native_steps_like_gymnasium_from_extreme_states(env_id):
         qpos[:, 0] = [0.97, -0.97, 0.99, -0.99]
         qvel[:, 0] = [4.0, -4.0, 1.0, -1.0]   # driving the cart into the limits
     if env_id == "Hopper-v5":
-        qvel[0, 3] = 150.0                   # unhealthy by the state-range check alone
+        qvel[0] = 0.0
+        qvel[0, 0] = 150.0                   # sliding fast, upright: unhealthy by the state range alone
     for i in range(n):
         ref.envs[i].unwrapped.set_state(qpos[i], qvel[i])
     nat.set_joint_state(qpos, qvel)
@@ -221,20 +222,20 @@ def test_unsupported_id_under_native_backend_exits_2(cli, tmp_path):
         make_native_vector_env("Ant-v5", 2)
 
 
-@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedDoublePendulum-v5"])
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5"])
 def test_saved_state_restores_exactly(env_id):
-    # Through a pickle, into an env that has run elsewhere since: the continuation (episode ends and the
-    # resets drawn from the saved generators included) is bit-identical.
-    n = 4
+    # Through a pickle, into an env that has run elsewhere since: the continuation is bit-identical,
+    # including the time-limit counters (a 50-step limit) and the resets drawn from the saved generators.
+    n, limit = 4, 50
     rng = np.random.default_rng(2)
     actions = rng.uniform(-1, 1, (300, n, make_native_vector_env(env_id, 1).model.nu)).astype(np.float32)
-    a = make_native_vector_env(env_id, n, threads=1)
+    a = make_native_vector_env(env_id, n, threads=1, max_episode_steps=limit)
     a.reset(seed=11)
     for act in actions[:37]:
         a.step(act)
     blob = pickle.dumps(a.get_state())
     expected = [a.step(act) for act in actions[37:]]
-    b = make_native_vector_env(env_id, n, threads=2)
+    b = make_native_vector_env(env_id, n, threads=2, max_episode_steps=limit)
     b.reset(seed=99)
     b.step(actions[0])
     b.set_state(pickle.loads(blob))
