@@ -62,6 +62,10 @@ class NativeVectorEnv(VectorEnv):
         self._dt = self.model.opt.timestep * task.frame_skip
 
         b = self._batch
+        data = mujoco.MjData(self.model)
+        mujoco.mj_resetData(self.model, data)
+        self._reset_row = np.empty(b.nstate)
+        mujoco.mj_getState(self.model, data, self._reset_row, mujoco.mjtState.mjSTATE_INTEGRATION)
         self._ctrl = b.bind("ctrl")
         self._fields = Fields(b.bind("qpos"), b.bind("qvel"), {name: b.bind(name) for name in task.derived})
         self._x_before = np.zeros(self.num_envs)
@@ -165,8 +169,9 @@ class NativeVectorEnv(VectorEnv):
     def _reset_envs(self, ids: np.ndarray) -> np.ndarray:
         """MujocoEnv.reset for the envs ``ids``: mj_resetData, the task's noise, set_state (mj_forward);
         returns their observations."""
-        ids = np.asarray(ids, dtype=np.int32)
-        self._batch.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        # The state row of a freshly reset MjData (what mj_resetData leaves), written with NumPy: cheaper
+        # than a batch reset call, which matters when short episodes end every few steps.
+        self._batch.state[ids] = self._reset_row
         f = self._fields
         for i in ids:
             f.qpos[i], f.qvel[i] = self.task.reset_noise(self._rngs[i], self._init_qpos, self._init_qvel)
