@@ -50,7 +50,8 @@ class NativeVectorEnv(VectorEnv):
             raise EnvError(f"max_episode_steps must be positive, got {max_episode_steps}")
         self.task = task
         self.num_envs = int(num_envs)
-        self.threads = int(threads) if threads > 0 else available_cores()
+        # A thread beyond one per env would have nothing to step.
+        self.threads = min(int(threads) if threads > 0 else available_cores(), self.num_envs)
         self.spec = gym.spec(task.env_id)
         # As gym.make(id, max_episode_steps=...): the registered time limit unless overridden.
         self.max_episode_steps = int(max_episode_steps or self.spec.max_episode_steps)
