@@ -59,17 +59,17 @@ def test_native_steps_like_gymnasium(env_id):
     for _ in range(steps):
         action = (rng.uniform(low, high, (n, low.size)) * SCALES[:, None]).astype(np.float32)
         og, rg, tg, ug, ig = ref.step(action)
-        on, rn, tn, un, inf = nat.step(action)
+        on, rn, tn, un, info_n = nat.step(action)
         np.testing.assert_allclose(on, og, rtol=0, atol=1e-9)
         np.testing.assert_allclose(rn, rg, rtol=0, atol=1e-9)
         np.testing.assert_array_equal(tn, tg)
         np.testing.assert_array_equal(un, ug)
         ended = tg | ug
-        assert ("_final_obs" in inf) == ended.any()
+        assert ("_final_obs" in info_n) == ended.any()
         if ended.any():
-            np.testing.assert_array_equal(inf["_final_obs"], ig["_final_obs"])
+            np.testing.assert_array_equal(info_n["_final_obs"], ig["_final_obs"])
             for i in np.flatnonzero(ended):
-                np.testing.assert_allclose(inf["final_obs"][i], ig["final_obs"][i], rtol=0, atol=1e-9)
+                np.testing.assert_allclose(info_n["final_obs"][i], ig["final_obs"][i], rtol=0, atol=1e-9)
         terminations += int(tg.sum())
         truncations += int(ug.sum())
     if env_id != "HalfCheetah-v5":
@@ -105,12 +105,12 @@ def test_native_steps_like_gymnasium_from_extreme_states(env_id):
     for _ in range(40):
         action = rng.uniform(low, high, (n, low.size)).astype(np.float32)
         og, rg, tg, ug, ig = ref.step(action)
-        on, rn, tn, un, inf = nat.step(action)
+        on, rn, tn, un, info_n = nat.step(action)
         np.testing.assert_allclose(on, og, rtol=0, atol=1e-9)
         np.testing.assert_allclose(rn, rg, rtol=0, atol=1e-9)
         np.testing.assert_array_equal(tn, tg)
         np.testing.assert_array_equal(un, ug)
-        seen += [on, inf["final_obs"][inf["_final_obs"]]] if inf else [on]
+        seen += [on, info_n["final_obs"][info_n["_final_obs"]]] if info_n else [on]
     seen = np.concatenate(seen)
     if env_id == "InvertedDoublePendulum-v5":
         assert (seen[:, 8] != 0).any()           # the slider limit's force reached the observation
@@ -240,8 +240,8 @@ def test_saved_state_restores_exactly(env_id):
     b.step(actions[0])
     b.set_state(pickle.loads(blob))
     ended = 0
-    for act, (oe, re, te, ue, ie) in zip(actions[37:], expected):
-        ob, rb, tb, ub, ib = b.step(act)
+    for act, (oe, re, te, ue, _) in zip(actions[37:], expected):
+        ob, rb, tb, ub, _ = b.step(act)
         np.testing.assert_array_equal(ob, oe)
         np.testing.assert_array_equal(rb, re)
         np.testing.assert_array_equal(tb, te)
