@@ -56,9 +56,12 @@ def _interrupt_at(monkeypatch, iteration):
 @pytest.mark.parametrize("env_id,kw", [
     ("CartPole-v1", dict(estimator="reinforce", baseline="none")),
     ("CartPole-v1", dict(estimator="gae", baseline="value")),
-    ("HalfCheetah-v5", dict(estimator="gae", baseline="value", normalize_rewards=True, steps=3000,
-                            batch_size=400)),
-    ("Hopper-v5", dict(estimator="rtg", baseline="value", steps=3000, batch_size=400)),
+    *[(env_id, dict(kw, env_backend=backend)) for backend in ("gymnasium", "native") for env_id, kw in (
+        ("HalfCheetah-v5", dict(estimator="gae", baseline="value", normalize_rewards=True, steps=3000,
+                                batch_size=400)),
+        ("Hopper-v5", dict(estimator="rtg", baseline="value", steps=3000, batch_size=400)),
+        ("InvertedDoublePendulum-v5", dict(estimator="gae", baseline="value", steps=3000, batch_size=400)),
+    )],
 ])
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, env_id, kw):
     config = tiny(env_id, checkpoint_every=100, **kw)
