@@ -455,7 +455,7 @@ def write_outputs(result: Result, out_dir: str | Path) -> list[Path]:
         axes[2].plot(x, [r.bias_upper for r in rs], "o-", label=name)
     axes[0].set(xscale="log", yscale="log", xlabel="batch size (steps)", ylabel="total variance of the estimate",
                 title="variance")
-    axes[1].set(xscale="log", xlabel="batch size (steps)", ylabel="cosine to the true gradient",
+    axes[1].set(xscale="log", xlabel="batch size (steps)", ylabel="cosine to the true (or reference) gradient",
                 title="direction (mean ± std over batches)")
     axes[2].set(xscale="log", yscale="log", xlabel="batch size (steps)",
                 ylabel="upper bound on ||bias||", title=f"bias bound ({result.truth.split(':')[0]})")
