@@ -215,3 +215,16 @@ def test_unsupported_action_space_is_a_clear_error(tmp_path, cli):
     assert out.returncode == 2
     assert "observations" in out.stderr or "action space" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_async_vector_env_trains_and_resumes(tmp_path, monkeypatch):
+    # Sub-envs live in other processes: training works the same; resume restarts their episodes
+    # (their exact state cannot be read), so only the learner's state carries over.
+    config = tiny(vectorization="async", checkpoint_every=100)
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(config, tmp_path / "r")
+    monkeypatch.undo()
+    run = robopg.resume(tmp_path / "r")
+    assert run.env_steps >= config.steps
+    assert len(read_csv(run.metrics_path)) == run.iterations
