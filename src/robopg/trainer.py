@@ -96,11 +96,13 @@ class Trainer:
         _seed_everything(c.seed)
         self.venv = make_vector_env(c.env_id, c.num_envs, c.vectorization, c.env_backend, c.env_threads)
         self.policy = make_policy(c, self.venv.single_observation_space, self.venv.single_action_space)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.lr)
+        # fused: one kernel for all parameters; for these small networks Adam's per-tensor dispatch
+        # otherwise costs more than the arithmetic (0.95 -> 0.23 ms per step, measured).
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.lr, fused=True)
         self.value = None
         if c.baseline == "value":
             self.value = ValueFunction(self.policy.normalizer, list(c.hidden_sizes), c.activation)
-            self.value_optimizer = torch.optim.Adam(self.value.net.parameters(), lr=c.value_lr)
+            self.value_optimizer = torch.optim.Adam(self.value.net.parameters(), lr=c.value_lr, fused=True)
         self.sampler = Sampler(self.venv, self.policy, c.batch_size, c.resolved_batch_mode(), c.seed)
         self.reward_scaler = RewardScaler(c.num_envs, c.gamma) if c.normalize_rewards else None
         self.iteration = 0
