@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "as a run that was never interrupted.")
     p.add_argument("run", help="the run directory")
     p.add_argument("--steps", type=int, default=None, help="a new total step budget (to train longer)")
+    from .experiments.commands import register
+
+    register(sub)  # sweep, compare, report, video
     return parser
 
 
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "run_command", None):
+        return args.run_command(args)
     if args.command == "train":
         config = _config_from_args(args)
         config.validate()
