@@ -123,13 +123,15 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import CheckpointError
-    from ..envs import EnvError
-
     try:
         return {"sweep": _sweep, "compare": _compare, "report": _report, "video": _video}[args.command](args)
-    except (EnvError, CheckpointError) as e:
-        raise ConfigError(str(e)) from None
+    except Exception as e:
+        # Bad environment ids and unusable checkpoints are bad input too. Their modules import gymnasium and
+        # torch, so look them up only if already imported: otherwise the error cannot be one of theirs.
+        for module, name in (("robopg.envs", "EnvError"), ("robopg.checkpoint", "CheckpointError")):
+            if module in sys.modules and isinstance(e, getattr(sys.modules[module], name)):
+                raise ConfigError(str(e)) from None
+        raise
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -221,15 +223,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _video(args: argparse.Namespace) -> int:
-    from ..checkpoint import CheckpointError
     from .video import RenderError, make_video
 
     try:
         v = make_video(args.run, args.out, episodes=args.episodes, width=args.width, height=args.height,
                        fps=args.fps, gif=args.gif, max_steps=args.max_steps, which=args.checkpoint, seed=args.seed,
                        deterministic=not args.stochastic)
-    except CheckpointError as e:
-        raise ConfigError(str(e)) from None
     except RenderError as e:
         print(f"robopg: error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -95,7 +95,8 @@ def read_run(path: Path) -> RunData:
     try:
         config = Config.load(path / "config.yaml").to_dict()
     except ConfigError as e:
-        raise CompareError(f"{path}: {e}") from None
+        # YAML's messages span lines (with a caret drawing); one line is what the CLI promises.
+        raise CompareError(f"{path}: {' '.join(str(e).split())[:300]}") from None
     metrics = path / "metrics.csv"
     if not metrics.is_file():
         return RunData(path, config, "no-metrics", "no metrics.csv (the run never finished an iteration)")

@@ -200,6 +200,9 @@ def make_video(run: str | Path, out: str | Path | None = None, episodes: int = 2
         raise ConfigError(f"{run} does not exist")
     if run.is_dir() and not (run / "config.yaml").is_file():
         raise ConfigError(f"{run} is not a robopg run: it has no config.yaml")
+    if run.is_dir() and not (run / "checkpoints" / f"{which}.pt").is_file():
+        raise ConfigError(f"{run} has no checkpoint checkpoints/{which}.pt to film (it never finished an "
+                          f"iteration{'' if which == 'latest' else ' with a better return'})")
     if max_steps is not None and max_steps < 1:
         raise ConfigError(f"--max-steps: must be at least 1, got {max_steps}")
     if width % 2 or height % 2:
