@@ -195,7 +195,7 @@ def _rows(run_dir):
     return read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else []
 
 
-def test_sweep_interrupted_and_restarted_finishes_every_run(cli, tmp_path):
+def test_sweep_interrupted_and_restarted_finishes_every_run(cli, capsys, tmp_path):
     from robopg.checkpoint import load
 
     d = tmp_path / "sw"
@@ -217,11 +217,12 @@ def test_sweep_interrupted_and_restarted_finishes_every_run(cli, tmp_path):
     assert "resume" in {s.action for s in states.values()}, out
     assert "done" not in {s.action for s in states.values()}, "the runs were meant to be interrupted midway"
 
-    # A run that crashed before its first checkpoint (config.yaml, no checkpoint) must start again.
+    # A run that crashed before its first checkpoint leaves a config.yaml (written first) and no
+    # checkpoint: it must start again, not be resumed or skipped.
     never = next(r for r in runs if states[r].action == "train")
-    assert cli("train", "CartPole-v1", "--steps", "800", "--batch-size", "800", "--num-envs", "4",
-               "--estimator", "rtg", "--run-dir", never, "--no-tensorboard").returncode == 0
-    (never / "checkpoints" / "latest.pt").unlink()
+    never.mkdir(parents=True)
+    make_config("CartPole-v1", estimator="rtg", steps=800, batch_size=800).save(never / "config.yaml")
+    assert sweep.run_state(never, 16000).action == "restart"
 
     again = cli("sweep", d, "--jobs", "2", timeout=240)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -234,9 +235,10 @@ def test_sweep_interrupted_and_restarted_finishes_every_run(cli, tmp_path):
         assert its == list(range(1, len(its) + 1)), f"{r}: iterations {its}"  # nothing lost or repeated
         assert list((r / "tensorboard").glob("events.out.tfevents.*"))  # `tensorboard --logdir runs` sees it
     # Run a third time: nothing left to do.
-    third = cli("sweep", d)
-    assert third.returncode == 0 and "4 already finished, 0 to run" in third.stdout
-    res = json.loads(cli("compare", d, "--json", "--no-figure").stdout)
+    code, third, _ = robopg_main(capsys, "sweep", d)
+    assert code == 0 and "4 already finished, 0 to run" in third
+    code, res, _ = robopg_main(capsys, "compare", d, "--json", "--no-figure")
+    res = json.loads(res)
     assert [a["label"] for a in res["arms"]] == ["reinforce", "rtg+value"]
     assert all(a["final_return"]["n"] == 2 for a in res["arms"])
 
@@ -429,4 +431,4 @@ def test_report_is_one_self_contained_page(cli, pendulum_runs, tmp_path):
     video = page.ids["best-video"][1]
     mp4 = base64.b64decode(video["src"].split(",", 1)[1])
     assert video["src"].startswith("data:video/mp4;base64,") and mp4[4:8] == b"ftyp"
-    assert "rtg" in page.text[page.text.index("The best run by final return: ") + 1]
+    assert "rtg" in page.text[page.text.index("The best run by final return (ties: by AUC): ") + 1]

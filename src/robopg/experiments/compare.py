@@ -50,7 +50,7 @@ class ArmResult:
 
     def best_run(self) -> RunData | None:
         done = [r for r in self.included if r.status == "complete"]
-        return max(done, key=lambda r: r.final_return()) if done else None
+        return max(done, key=lambda r: (r.final_return(), r.auc())) if done else None  # ties: learnt sooner
 
 
 @dataclass

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..config import Config
 from . import sweep as sweep_mod
 from .compare import Comparison
 
@@ -60,6 +61,9 @@ def configs_section(cmp: Comparison) -> str:
     classes = []
     for k in keys:
         values = [_show(a.config.get(k)) for a in arms]
+        if k == "batch_mode":  # 'auto' hides a real difference between arms: say what it became
+            values = [v if v != "auto" else f"auto: {Config.from_dict(a.runs[0].config).resolved_batch_mode()}"
+                      for v, a in zip(values, arms)]
         rows.append([k] + values)
         classes.append("differs" if len(set(values)) > 1 else "")
     seeds = ", ".join(f"{a.label}: " + " ".join(str(r.seed) for r in a.runs) for a in arms)
@@ -101,13 +105,14 @@ def video_section(cmp: Comparison, video: bool, seconds: float, width: int, heig
     best = None
     for a in cmp.arms:
         r = a.best_run()
-        if r is not None and (best is None or r.final_return() > best[1].final_return()):
+        if r is not None and (best is None or (r.final_return(), r.auc()) > (best[1].final_return(), best[1].auc())):
             best = (a, r)
     if best is None:
         return "<p>No video: no arm has a complete run.</p>", "no video: no complete run"
     arm, run = best
-    head = (f"<p>The best run by final return: <b>{html.escape(arm.label)}</b>, seed {run.seed} "
-            f"(final return {run.final_return():,.1f}), its final policy acting deterministically.")
+    head = (f"<p>The best run by final return (ties: by AUC): <b>{html.escape(arm.label)}</b>, seed {run.seed} "
+            f"(final return {run.final_return():,.1f}, AUC {run.auc():,.1f}), its final policy acting "
+            f"deterministically.")
     if not video:
         return head + " Video left out (--no-video).</p>", None
     from ..checkpoint import CheckpointError
@@ -133,7 +138,8 @@ def build(cmp: Comparison, video: bool = True, video_seconds: float = 10.0, vide
     figure = _png_data_uri(cmp.figure_png())
     table = _table(cmp.table_rows(), "results-table")
     notes = cmp.notes()
-    notes_html = ('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>") if notes else ""
+    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    notes_html = f'<ul class="notes">{notes_html}</ul>' if notes else ""
     video_html, video_warning = video_section(cmp, video, video_seconds, video_size, video_size)
     if video_warning:
         print(f"robopg report: {video_warning}", file=sys.stderr)

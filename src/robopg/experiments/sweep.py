@@ -360,26 +360,10 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
     say = say or (lambda msg: print(msg, flush=True))
     sweep.path.mkdir(parents=True, exist_ok=True)
     _check_lock(sweep)
+    _write_lock(sweep, [])
     if not is_sweep(sweep.path):
         sweep.save()
     (sweep.path / "logs").mkdir(exist_ok=True)
-    result = SweepResult(sweep)
-    pending: deque[_Job] = deque()
-    for arm, seed, run_dir in sweep.runs():
-        state = run_state(run_dir, sweep.steps)
-        log = sweep.path / "logs" / f"{arm.dir}-s{seed}.log"
-        if state.action == "done":
-            result.outcomes.append(Outcome(arm.label, seed, run_dir, "done", f"{state.env_steps} steps", log))
-        elif state.action == "broken":
-            result.outcomes.append(Outcome(arm.label, seed, run_dir, "broken", state.detail, log))
-            say(f"{arm.label} s{seed}: cannot continue: {state.detail}")
-        else:
-            pending.append(_Job(arm, seed, run_dir, state, log))
-    total = len(sweep.runs())
-    done = result.count("done")
-    say(f"sweep {sweep.path}: {sweep.env_id}, {len(sweep.arms)} arms x {len(sweep.seeds)} seeds = {total} runs "
-        f"of {sweep.steps} steps; {done} already finished, {len(pending)} to run, {jobs} at a time")
-
     running: list[_Job] = []
     signals_seen = 0
 
@@ -395,6 +379,22 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        result = SweepResult(sweep)
+        pending: deque[_Job] = deque()
+        for arm, seed, run_dir in sweep.runs():
+            state = run_state(run_dir, sweep.steps)
+            log = sweep.path / "logs" / f"{arm.dir}-s{seed}.log"
+            if state.action == "done":
+                result.outcomes.append(Outcome(arm.label, seed, run_dir, "done", f"{state.env_steps} steps", log))
+            elif state.action == "broken":
+                result.outcomes.append(Outcome(arm.label, seed, run_dir, "broken", state.detail, log))
+                say(f"{arm.label} s{seed}: cannot continue: {state.detail}")
+            else:
+                pending.append(_Job(arm, seed, run_dir, state, log))
+        total = len(sweep.runs())
+        done = result.count("done")
+        say(f"sweep {sweep.path}: {sweep.env_id}, {len(sweep.arms)} arms x {len(sweep.seeds)} seeds = {total} runs "
+            f"of {sweep.steps} steps; {done} already finished, {len(pending)} to run, {jobs} at a time")
         while pending or running:
             while pending and len(running) < jobs and not signals_seen:
                 job = pending.popleft()
