@@ -73,9 +73,9 @@ class Comparison:
                     use = "included" if r in arm.included else "excluded from the statistics (--include-partial)"
                     out.append(f"{arm.label} s{r.seed}: PARTIAL, {r.note}; {use}")
                 elif r.status == "no-metrics":
-                    out.append(f"{arm.label} s{r.seed}: NO METRICS, {r.note} ({r.path})")
+                    out.append(f"{arm.label} s{r.seed}: NO METRICS, {r.note} ({shown(r.path)})")
             for e in arm.missing:
-                out.append(f"{arm.label} s{e.seed}: MISSING, the sweep has not started it ({e.path})")
+                out.append(f"{arm.label} s{e.seed}: MISSING, the sweep has not started it ({shown(e.path)})")
         return out
 
     def table_rows(self) -> list[list[str]]:
@@ -127,7 +127,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         def run_dict(arm: ArmResult, r: RunData) -> dict[str, Any]:
-            d = {"path": str(r.path), "seed": r.seed, "status": r.status, "note": r.note,
+            d = {"path": shown(r.path), "seed": r.seed, "status": r.status, "note": r.note,
                  "included": r in arm.included, "budget": r.budget, "last_steps": r.last_steps,
                  "wall_s": r.last_wall if r.usable else None}
             if r.usable:
@@ -148,7 +148,7 @@ class Comparison:
                                        "runs": len(a.to_threshold)} if self.threshold is not None else None,
                 "wall_s": a.wall_s,
                 "runs": [run_dict(a, r) for r in a.runs],
-                "missing": [{"seed": e.seed, "path": str(e.path)} for e in a.missing],
+                "missing": [{"seed": e.seed, "path": shown(e.path)} for e in a.missing],
             } for a in self.arms],
             "notes": self.notes(),
         }
@@ -167,10 +167,14 @@ class Comparison:
             color = colors[i % len(colors)]
             for ax, axis in ((axes[0], "steps"), (axes[1], "wall")):
                 self._plot_arm(ax, arm, axis, color)
-        thr_label = None if self.threshold is None else f"threshold {self.threshold:g}"
         for ax, xlabel in ((axes[0], "environment steps"), (axes[1], "wall-clock seconds")):
             if self.threshold is not None:
-                ax.axhline(self.threshold, color="0.5", lw=0.8, ls="--", label=thr_label)
+                low, high = ax.get_ylim()
+                # A threshold far above every curve would squash them flat: name it instead of drawing it.
+                if self.threshold <= high + 0.25 * (high - low):
+                    ax.axhline(self.threshold, color="0.5", lw=0.8, ls="--", label=f"threshold {self.threshold:g}")
+                else:
+                    ax.plot([], [], " ", label=f"threshold {self.threshold:g} (above the chart)")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"episode return (trailing mean of {self.smooth} iterations)")
             ax.grid(alpha=0.3)
@@ -228,6 +232,14 @@ class Comparison:
             (out_dir / "comparison.png").write_bytes(self.figure_png())
             written.append(out_dir / "comparison.png")
         return written
+
+
+def shown(path: Path) -> str:
+    """A path as the user would write it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _json_default(o):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import Config
 from . import sweep as sweep_mod
-from .compare import Comparison
+from .compare import Comparison, shown
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -92,10 +92,10 @@ def runs_section(cmp: Comparison) -> str:
             rows.append([a.label, str(r.seed), status + (f": {r.note}" if r.note else ""),
                          f"{r.last_steps:,} / {r.budget:,}", f"{r.final_return():,.1f}" if usable else "—",
                          f"{r.auc():,.1f}" if usable else "—", reach, f"{r.last_wall:,.0f}" if usable else "—",
-                         str(r.path)])
+                         shown(r.path)])
             classes.append(f"status-{r.status}")
         for e in a.missing:
-            rows.append([a.label, str(e.seed), "missing: not started", "—", "—", "—", "—", "—", str(e.path)])
+            rows.append([a.label, str(e.seed), "missing: not started", "—", "—", "—", "—", "—", shown(e.path)])
             classes.append("status-missing")
     return _table(rows, "runs-table", numeric_from=3, row_classes=classes)
 
@@ -127,8 +127,10 @@ def video_section(cmp: Comparison, video: bool, seconds: float, width: int, heig
             return head + f"</p><p><b>No video</b>: {html.escape(str(e))}</p>", f"no video: {e}"
         data = base64.b64encode(v.path.read_bytes()).decode()
     poster = _png_data_uri(_frame_png(v.poster))
-    return (head + f" One episode, first {v.frames / v.fps:.0f} s, return over those steps "
-            f"{v.returns[0]:,.1f}.</p>\n"
+    shown = (v.frames - 1) / v.fps  # the first frame is the reset state
+    span = (f"the whole episode ({shown:.1f} s: it ended there)" if shown < seconds - 1.5 / v.fps
+            else f"its first {shown:.0f} s")
+    return (head + f" One episode from a fixed seed, {span}; return over those steps {v.returns[0]:,.1f}.</p>\n"
             f'<video id="best-video" controls loop muted autoplay playsinline width="{v.width}" height="{v.height}" '
             f'poster="{poster}" src="data:video/mp4;base64,{data}"></video>'), None
 

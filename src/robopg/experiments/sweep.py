@@ -367,15 +367,12 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
     running: list[_Job] = []
     signals_seen = 0
 
+    forwarded = 0  # how many of the signals seen were passed on to the children
+
     def on_signal(signum, frame):
+        # Only count here: printing or spawning inside a signal handler can re-enter I/O that was interrupted.
         nonlocal signals_seen
         signals_seen += 1
-        for j in running:
-            if j.proc is not None and j.proc.poll() is None:
-                j.proc.send_signal(signal.SIGTERM)
-        if signals_seen == 1:
-            say(f"stopping: {len(running)} running runs write a checkpoint and exit; nothing new starts "
-                f"(again to stop them at once)")
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -413,6 +410,14 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
                        "resume": f"resumed {job.state.detail}"}[job.state.action]
                 say(f"{job.arm.label} s{job.seed}: {how}")
             time.sleep(poll_s)
+            if signals_seen > forwarded:
+                if not forwarded:
+                    say(f"stopping: {len(running)} running runs write a checkpoint and exit; nothing new "
+                        f"starts (again to stop them at once)")
+                forwarded = signals_seen
+                for j in running:
+                    if j.proc.poll() is None:
+                        j.proc.send_signal(signal.SIGTERM)
             for job in [j for j in running if j.proc.poll() is not None]:
                 running.remove(job)
                 _write_lock(sweep, running)
