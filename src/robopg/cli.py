@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="a new total step budget (to train longer)")
 
     _add_variance_command(sub)
+    from .experiments.commands import register
+
+    register(sub)  # sweep, compare, report, video
     return parser
 
 
@@ -168,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "run_command", None):
+        return args.run_command(args)
     # Checks that need no torch come first, so a typo is answered at once.
     if args.command == "train":
         config = _config_from_args(args)
