@@ -396,7 +396,11 @@ class _Page(HTMLParser):
 
 def test_report_is_one_self_contained_page(cli, pendulum_runs, tmp_path):
     # Synthetic runs with returns below any real pendulum run's, so the best run has a policy to film.
-    like_tiny = dict(tiny("InvertedPendulum-v5", steps=2048).to_dict(), env_backend="gymnasium")
+    import yaml
+
+    # The same backend as the real runs beside them (auto resolves per id), so only the estimator differs.
+    backend = yaml.safe_load((pendulum_runs / "rtg-s0" / "config.yaml").read_text())["env_backend"]
+    like_tiny = dict(tiny("InvertedPendulum-v5", steps=2048).to_dict(), env_backend=backend)
     for k in ("env_id", "estimator", "baseline", "seed", "steps", "run_dir"):
         like_tiny.pop(k)
     write_run(pendulum_runs / "reinforce-s0", curve(1.0, start=1.0), estimator="reinforce", seed=0, step=110,
