@@ -48,7 +48,11 @@ def resume(run_dir: str | Path, steps: int | None = None) -> Run:
         config.save(run_dir / "config.yaml")
     data = checkpoint.load(run_dir / "checkpoints" / "latest.pt", env_id=config.env_id)
     trainer = Trainer(config, run_dir)
-    trainer.load_checkpoint(data)
+    try:
+        trainer.load_checkpoint(data)
+    except BaseException:
+        trainer.close()  # Ray workers, and a Ray instance started for the run, end here too
+        raise
     return trainer.train()
 
 
