@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 
@@ -60,6 +61,7 @@ def connect(config: Config) -> bool:
         return False
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     if config.ray_address:
+        _check_reachable(config.ray_address)
         try:
             ray.init(address=config.ray_address, **quiet)
         except (ConnectionError, TimeoutError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
@@ -68,8 +70,23 @@ def connect(config: Config) -> bool:
         return True
     # Every worker asks for one CPU; a local instance offers at least one per worker, so --workers 8 on a
     # 4-core laptop runs (oversubscribed) instead of waiting forever for CPUs that do not exist.
-    ray.init(num_cpus=max(os.cpu_count() or 1, config.workers), include_dashboard=False, **quiet)
+    # address="local": a new instance, never a cluster some earlier `ray start` left on this machine.
+    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, config.workers), include_dashboard=False,
+             **quiet)
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on an address nobody listens at (Ray itself retries for minutes)."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConfigError(f"--ray-address: nothing answers at {address} ({e.strerror or e}); start the "
+                          f"cluster with `ray start --head`, or check the address") from e
 
 
 def worker_shares(batch_size: int, workers: int, envs_per_worker: int, mode: str) -> list[int]:
@@ -132,13 +149,15 @@ class RaySampler:
     def _wait_ready(self) -> None:
         ray = self._ray
         try:
-            ray.get([w.ready.remote() for w in self.workers], timeout=START_TIMEOUT_S)
+            nodes = ray.get([w.node_id.remote() for w in self.workers], timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError as e:
             cpus = ray.cluster_resources().get("CPU", 0)
             raise WorkerError(f"{self.config.workers} Ray workers did not start within {START_TIMEOUT_S:.0f} s "
                               f"(each needs 1 CPU; the cluster has {cpus:g})") from e
         except ray.exceptions.RayActorError as e:
             raise WorkerError(f"a Ray worker failed to start: {str(e).strip().splitlines()[-1][:300]}") from e
+        self.say(f"ray: {len(self.workers)} workers x {self.config.envs_per_worker} envs on {len(set(nodes))} "
+                 f"node(s)")
 
     # ------------------------------------------------------------------------------------------------
     def collect(self) -> Rollout:

@@ -59,6 +59,11 @@ class RolloutWorker:
     def ready(self) -> int:
         return self.index
 
+    def node_id(self) -> str:
+        import ray  # only ever called inside a Ray worker
+
+        return ray.get_runtime_context().get_node_id()
+
     def collect(self, policy_state: dict, incarnation: int) -> tuple[Rollout, float]:
         """Sample this worker's share with the learner's weights and normaliser statistics.
 

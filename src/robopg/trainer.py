@@ -94,9 +94,6 @@ class Trainer:
         c = self.config
         torch.set_num_threads(c.torch_threads)
         _seed_everything(c.seed)
-        if c.workers:
-            from .distributed import require_ray
-            require_ray()  # before any env is built: a missing extra is answered at once
         # With Ray workers the envs live in the workers; one local env gives the spaces for the policy.
         self.venv = make_vector_env(c.env_id, 1 if c.workers else c.num_envs, c.vectorization, c.env_backend,
                                     c.env_threads)
