@@ -59,16 +59,19 @@ def _policy(config):
 
 def _time_collects(sampler, iterations: int) -> dict:
     sampler.collect()  # warm-up: first resets, allocations, imports
-    walls, steps, sync = [], 0, []
+    walls, cpus, steps, sync = [], [], 0, []
     for _ in range(iterations):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         ro = sampler.collect()
         walls.append(time.perf_counter() - t)
+        stats = sampler.iteration_stats()
+        # CPU seconds of whoever sampled: this process locally, the workers on Ray.
+        cpus.append(stats.get("worker_cpu_s", time.process_time() - c))
         steps += ro.num_steps
-        sync.append(sampler.iteration_stats().get("sync_ms", float("nan")))
+        sync.append(stats.get("sync_ms", float("nan")))
     distributed = not math.isnan(sync[0])  # the local sampler has no overhead to report
     return {"steps_per_s": steps / sum(walls), "iteration_ms_median": 1000 * statistics.median(walls),
-            "steps_per_iteration": steps // iterations,
+            "steps_per_cpu_s": steps / sum(cpus), "steps_per_iteration": steps // iterations,
             "sync_ms_median": statistics.median(sync) if distributed else None,
             "sync_ms_min": min(sync) if distributed else None}
 
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--envs-per-worker", type=int, default=8)
     p.add_argument("--steps-per-env", type=int, default=256)
-    p.add_argument("--iterations", type=int, default=8)
+    p.add_argument("--iterations", type=int, default=6, help="timed iterations per setting and round")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results/ray")
     args = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -116,21 +120,29 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     load_before = os.getloadavg()
     e, s, k = args.envs_per_worker, args.steps_per_env, args.iterations
+    # The machine is shared: the settings take turns, round after round, so a burst of load elsewhere
+    # falls on all of them; the table gives each setting's median round and the range.
+    rounds: dict[str, list[dict]] = {"local": [], "ray_1_workers": [], "ray_2_workers": []}
     results: dict = {}
-    results["local"] = measure_local(args.env, e, s, k)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
+        for _ in range(args.rounds):
+            rounds["local"].append(measure_local(args.env, e, s, k))
+            for workers in (1, 2):
+                rounds[f"ray_{workers}_workers"].append(measure_ray(args.env, workers, e, s, k))
         for workers in (1, 2):
-            results[f"ray_{workers}_workers"] = measure_ray(args.env, workers, e, s, k)
             # One step per env: the round trip with almost no sampling in it.
             results[f"ray_{workers}_workers_1_step"] = measure_ray(args.env, workers, e, 1, 4 * k)
     finally:
         ray.shutdown()
-    results["local_again"] = measure_local(args.env, e, s, k)  # drift of the shared machine over the run
+    for name, runs in rounds.items():
+        median = sorted(runs, key=lambda r: r["steps_per_s"])[len(runs) // 2]
+        results[name] = {**median, "steps_per_s_rounds": [round(r["steps_per_s"]) for r in runs]}
 
     report = {
         "command": "python -m benchmarks.ray_throughput " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "env": args.env, "envs_per_worker": e, "steps_per_env": s, "iterations": k, "policy": "MLP 64x64 tanh",
+        "env": args.env, "envs_per_worker": e, "steps_per_env": s, "iterations": k, "rounds": args.rounds,
+        "policy": "MLP 64x64 tanh",
         "cpu": _cpu_model(), "cores": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "versions": {"python": platform.python_version(), "ray": ray.__version__, "torch": torch.__version__,
                      "gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__},
@@ -146,32 +158,38 @@ def main(argv: list[str] | None = None) -> int:
 
 def _markdown(r: dict) -> str:
     res = r["results"]
-    local = (res["local"]["steps_per_s"] + res["local_again"]["steps_per_s"]) / 2
+    local = res["local"]["steps_per_s"]
 
     def row(name, key):
         x = res[key]
         sync = f"{x['sync_ms_median']:.1f}" if x["sync_ms_median"] is not None else "—"
-        return (f"| {name} | {x['steps_per_iteration']} | {x['steps_per_s']:,.0f} | {x['steps_per_s'] / local:.2f} | "
-                f"{x['iteration_ms_median']:.1f} | {sync} |")
+        spread = x.get("steps_per_s_rounds")
+        rate = f"{x['steps_per_s']:,.0f}" + (f" ({min(spread):,}–{max(spread):,})" if spread else "")
+        return (f"| {name} | {x['steps_per_iteration']} | {rate} | {x['steps_per_s'] / local:.2f} | "
+                f"{x['steps_per_cpu_s']:,.0f} | {x['iteration_ms_median']:.1f} | {sync} |")
 
     lines = [
         "# Distributed sampling on Ray: throughput and overhead", "",
-        f"`{r['command']}` — {r['date']}, {r['wall_s']} s", "",
+        f"`{r['command'].strip()}` — {r['date']}, {r['wall_s']} s", "",
         f"{r['env']}, {r['envs_per_worker']} envs per worker (local: one vector env of as many), "
-        f"{r['steps_per_env']} steps per env per iteration, policy {r['policy']}, {r['iterations']} timed "
-        f"iterations after one warm-up. Machine: {r['cpu']}, {r['cores']} cores, shared with other jobs "
+        f"{r['steps_per_env']} steps per env per iteration, policy {r['policy']}. {r['rounds']} rounds, the "
+        f"settings taking turns, each {r['iterations']} timed iterations after one warm-up; the median round "
+        f"is shown, the range in brackets. Machine: {r['cpu']}, {r['cores']} cores, shared with other jobs "
         f"(load average before: {', '.join(map(str, r['load_average_before']))}). Ray {r['versions']['ray']}, "
         f"torch {r['versions']['torch']}, Gymnasium {r['versions']['gymnasium']}, MuJoCo "
         f"{r['versions']['mujoco']}, Python {r['versions']['python']}; Ray local instance, num_cpus=2.", "",
-        "| sampling | steps / iteration | env steps/s | × local | iteration ms (median) | overhead ms (median) |",
-        "|---|---|---|---|---|---|",
-        row("local (first)", "local"), row("local (again, at the end)", "local_again"),
-        row("Ray, 1 worker", "ray_1_workers"), row("Ray, 2 workers", "ray_2_workers"),
+        "| sampling | steps / iteration | env steps/s | × local | steps per sampling CPU-s | iteration ms "
+        "(median) | overhead ms (median) |",
+        "|---|---|---|---|---|---|---|",
+        row("local", "local"), row("Ray, 1 worker", "ray_1_workers"), row("Ray, 2 workers", "ray_2_workers"),
         row("Ray, 1 worker, 1 step per env", "ray_1_workers_1_step"),
         row("Ray, 2 workers, 1 step per env", "ray_2_workers_1_step"), "",
         "*Overhead*: the learner's wall time of an iteration minus the slowest worker's own sampling time "
         "(weight broadcast through the object store, remote calls, loading the weights, result transfer, "
-        "concatenation); `sync_ms` in metrics.csv. × local is against the mean of the two local runs.", "",
+        "concatenation); `sync_ms` in metrics.csv. *Steps per sampling CPU-s*: env steps per CPU second of "
+        "the processes that sampled (this one locally, the workers on Ray): the speed of one worker apart "
+        "from the other jobs on the machine, so W workers on W free cores give about W times it, less the "
+        "overhead.", "",
     ]
     return "\n".join(lines)
 

@@ -101,7 +101,7 @@ def test_gathered_batch_is_each_workers_share_and_normaliser_merges_exactly(ray_
         parts, col = [], 0
         for i, share in enumerate(trainer.sampler.shares):
             replica = RolloutWorker(config.to_dict(), None, i, share, 0)
-            part, _ = replica.collect(state, 0)
+            part, _, _ = replica.collect(state, 0)
             replica.close()
             t, e = part.obs.shape[0], config.envs_per_worker
             for name in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs", "mask"):

@@ -228,15 +228,18 @@ class RaySampler:
                     raise WorkerError(f"Ray worker {i} did not come back within {START_TIMEOUT_S:.0f} s of its "
                                       f"restart (each worker needs 1 CPU; the cluster has {cpus:g})")
                 restart(i, f"took longer than --worker-timeout {self.config.worker_timeout:g} s: killed", kill=True)
-        rollout = concatenate([r for r, _ in results])
-        slowest = max(seconds for _, seconds in results)
+        rollout = concatenate([r for r, _, _ in results])
+        slowest = max(wall for _, wall, _ in results)
         self._stats = {"worker_restarts": float(restarts),
-                       "sync_ms": 1000.0 * max(time.perf_counter() - t0 - slowest, 0.0)}
+                       "sync_ms": 1000.0 * max(time.perf_counter() - t0 - slowest, 0.0),
+                       "worker_sample_s": slowest, "worker_cpu_s": sum(cpu for _, _, cpu in results)}
         return rollout
 
     def iteration_stats(self) -> dict[str, float]:
-        """``worker_restarts`` in the last collect, and ``sync_ms``: the learner's time beyond the slowest
-        worker's sampling (weight broadcast, calls, result transfer, concatenation, restarts)."""
+        """``worker_restarts`` in the last collect; ``sync_ms``: the learner's time beyond the slowest
+        worker's sampling (weight broadcast, calls, result transfer, concatenation, restarts); and, not in
+        metrics.csv, ``worker_sample_s`` (the slowest worker's sampling) and ``worker_cpu_s`` (all workers'
+        CPU seconds sampling)."""
         return dict(self._stats)
 
     def worker_pids(self) -> list[int]:
