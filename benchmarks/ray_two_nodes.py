@@ -135,7 +135,9 @@ def run(steps: int, batch_size: int) -> dict:
         out, _ = proc.communicate(timeout=300)
         times["train_total_s"] = time.time() - t
         result["returncode"] = proc.returncode
-        result["output_tail"] = [line for line in out.splitlines() if "robopg" in line or "ray" in line[:12]][-8:]
+        # robopg's own lines (Ray's raylet adds pages of log tail about the killed node)
+        result["robopg_output"] = [line for line in out.splitlines()
+                                   if line.startswith(("ray:", "ray worker", "training", "run written", "robopg:"))]
 
         with open(metrics, newline="") as f:
             rows = list(csv.DictReader(f))
