@@ -16,6 +16,8 @@ class CountingEnv(gym.Env):
     The observation is (step in episode / EPISODE_LENGTH, episode id), the id drawn at reset from the env's
     seeded RNG: a batch can be checked for whole, unduplicated episodes from its observations alone.
 
+    ``only_in_pid``: the env cannot be made anywhere else (a worker that fails to start).
+
     Fault injection: when ``fault_file`` exists, the first env of any worker to reach its ``at_step``-th
     step claims it (an atomic rename, so exactly one env, once), writes its process id next to it and
     stalls: a test then kills that process, or the learner's --worker-timeout does.
@@ -24,7 +26,9 @@ class CountingEnv(gym.Env):
     observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
     action_space = gym.spaces.Discrete(2)
 
-    def __init__(self, fault_file: str = "", at_step: int = 0, stall_s: float = 120.0):
+    def __init__(self, fault_file: str = "", at_step: int = 0, stall_s: float = 120.0, only_in_pid: int = 0):
+        if only_in_pid and os.getpid() != only_in_pid:
+            raise RuntimeError(f"this env can only be made in process {only_in_pid}")
         self.fault_file, self.at_step, self.stall_s = fault_file, at_step, stall_s
         self.steps_taken = 0
 

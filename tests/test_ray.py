@@ -14,7 +14,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 
 import robopg  # noqa: E402
-from robopg.distributed import concatenate, worker_shares  # noqa: E402
+from robopg.distributed import WorkerError, concatenate, worker_shares  # noqa: E402
 from robopg.metrics import read_csv  # noqa: E402
 from robopg.rollout_worker import RolloutWorker  # noqa: E402
 from robopg.sampler import Rollout  # noqa: E402
@@ -137,6 +137,15 @@ def test_two_workers_same_seed_same_numbers(ray_cluster, tmp_path):
     _same(_numbers(a.run_dir), _numbers(b.run_dir))
     c = robopg.train(tiny("CartPole-v1", seed=1, **kw), tmp_path / "c")
     assert _numbers(c.run_dir) != _numbers(a.run_dir)
+
+
+def test_worker_that_cannot_start_is_a_clear_error(ray_cluster, tmp_path):
+    env_id = register_counting("LearnerOnly", only_in_pid=os.getpid())
+    config = tiny(env_id, workers=2, envs_per_worker=2, batch_size=160, steps=320, batch_mode="episodes",
+                  estimator="rtg", baseline="mean")
+    with pytest.raises(WorkerError, match="failed to start.*can only be made in process"):
+        robopg.train(config, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
 
 
 def _capture_rollouts(monkeypatch):
