@@ -39,6 +39,12 @@ def test_unknown_env_id_names_close_matches(cli, tmp_path):
     (["--estimator", "reinforce", "--baseline", "value", "--batch-mode", "steps"], "--estimator"),
     (["--baseline", "mean", "--batch-mode", "steps", "--estimator", "rtg"], "--batch-mode"),
     (["--num-envs", "-2"], "--num-envs"),
+    (["--workers", "-1"], "--workers"),
+    (["--workers", "2", "--envs-per-worker", "0"], "--envs-per-worker"),
+    (["--workers", "2", "--worker-timeout", "0"], "--worker-timeout"),
+    (["--workers", "2", "--worker-timeout", "nan"], "--worker-timeout"),
+    (["--ray-address", "ray://head:10001"], "--ray-address"),
+    (["--workers", "4", "--envs-per-worker", "8", "--batch-size", "16"], "--batch-size"),
 ])
 def test_invalid_settings_exit_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "CartPole-v1", *args, "--run-dir", tmp_path / "r")
@@ -77,3 +83,17 @@ def test_eval_and_resume_refuse_non_runs(cli, tmp_path):
     assert out.returncode == 2 and "checkpoint" in out.stderr and "Traceback" not in out.stderr
     out = cli("resume", tmp_path)
     assert out.returncode == 2 and "not a robopg run" in out.stderr
+
+
+def test_workers_without_ray_installed_say_how_to_install_it(tmp_path):
+    import subprocess
+    import sys
+
+    # sys.modules[name] = None makes `import ray` fail as if Ray were not installed.
+    code = ("import sys; sys.modules['ray'] = None; from robopg.cli import main; "
+            f"sys.exit(main(['train', 'CartPole-v1', '--workers', '2', '--run-dir', r'{tmp_path / 'r'}']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--workers" in lines[0] and "pip install -e '.[ray]'" in lines[0], out.stderr
+    assert not (tmp_path / "r").exists()

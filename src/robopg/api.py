@@ -25,6 +25,9 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
     """Train a policy as ``config`` says; write the run directory; return the ``Run``."""
     config.validate()
     check_env_id(config.env_id)
+    if config.workers:
+        from .distributed import require_ray
+        require_ray()  # before the run directory exists: a missing extra leaves nothing behind
     config.env_backend = resolve_backend(config.env_id, config.env_backend)
     run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
     if (run_dir / "config.yaml").exists():
@@ -32,10 +35,21 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
             raise ConfigError(f"--run-dir: {run_dir} already holds a run; resume it with `robopg resume "
                               f"{run_dir}`, or pass --overwrite to start again")
         shutil.rmtree(run_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     config.run_dir = str(run_dir)
     config.save(run_dir / "config.yaml")
-    return Trainer(config, run_dir).train()
+    try:
+        trainer = Trainer(config, run_dir)
+    except BaseException:
+        # Nothing was trained (an env that cannot be built, a Ray cluster that cannot be joined): leave no
+        # half-made run behind that a second try would refuse to overwrite.
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            (run_dir / "config.yaml").unlink(missing_ok=True)
+        raise
+    return trainer.train()
 
 
 def resume(run_dir: str | Path, steps: int | None = None) -> Run:
@@ -48,7 +62,11 @@ def resume(run_dir: str | Path, steps: int | None = None) -> Run:
         config.save(run_dir / "config.yaml")
     data = checkpoint.load(run_dir / "checkpoints" / "latest.pt", env_id=config.env_id)
     trainer = Trainer(config, run_dir)
-    trainer.load_checkpoint(data)
+    try:
+        trainer.load_checkpoint(data)
+    except BaseException:
+        trainer.close()  # Ray workers, and a Ray instance started for the run, end here too
+        raise
     return trainer.train()
 
 

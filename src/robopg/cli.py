@@ -180,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "variance":
         variance_args = _check_variance_args(args)
     from .checkpoint import CheckpointError
+    from .distributed import WorkerError
     from .envs import EnvError
     from .trainer import NonFiniteError, TrainingInterrupted
 
@@ -212,6 +213,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(e), EXIT_BAD_INPUT)
     except NonFiniteError as e:
         return _fail(f"{e}; training stopped. The last good checkpoint and metrics.csv are kept.", EXIT_FAILED)
+    except WorkerError as e:
+        return _fail(f"{e}. The last checkpoint is kept; `robopg resume` continues the run.", EXIT_FAILED)
     except TrainingInterrupted as e:
         print(f"robopg: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -39,7 +39,8 @@ class Config:
                      positional=True)
     steps: int = _f(200_000, "Total environment steps to train for (all envs together).")
     seed: int = _f(0, "Seed for torch, numpy and the environments; the same seed gives the same numbers.")
-    num_envs: int = _f(8, "Environments stepped side by side in one vector env.")
+    num_envs: int = _f(8, "Environments stepped side by side in one vector env (with --workers: set to "
+                       "workers x envs-per-worker, all of them together).")
     batch_size: int = _f(4096, "Environment steps per policy update (at least; whole-episode batches "
                          "run every episode to its end).")
     batch_mode: str = _f("auto", "'episodes': every episode in a batch runs to its end (unbiased without a "
@@ -77,6 +78,13 @@ class Config:
                           "robots, same tasks as Gymnasium v5). 'auto' picks native where it supports the id.",
                           choices=ENV_BACKENDS)
     env_threads: int = _f(0, "Threads for the native backend's batched MuJoCo stepping (0: the cores available).")
+    workers: int = _f(0, "Ray rollout workers sampling in parallel, each with its own vector env and a copy of "
+                      "the policy (0: sample in this process). Needs: pip install -e '.[ray]'.")
+    envs_per_worker: int = _f(8, "Environments in each Ray worker's vector env (with --workers).")
+    ray_address: str = _f("", "Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local Ray "
+                          "instance for the run).")
+    worker_timeout: float = _f(300.0, "Seconds a Ray worker may take to sample its share of one batch; one that "
+                               "takes longer is treated as dead: killed, restarted, its share sampled again.")
     torch_threads: int = _f(1, "Torch intra-op threads (1 is fastest for small networks and reproducible).")
     checkpoint_every: int = _f(20, "Write checkpoints/latest.pt every this many iterations (and at the end "
                                "and on interruption).")
@@ -119,6 +127,25 @@ class Config:
                 raise bad(name, f"must be a positive number, got {v}")
         if not isinstance(self.log_grad_stats, int) or self.log_grad_stats < 0:
             raise bad("log_grad_stats", f"must be a non-negative integer, got {self.log_grad_stats}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise bad("workers", f"must be a non-negative integer, got {self.workers}")
+        if not isinstance(self.envs_per_worker, int) or isinstance(self.envs_per_worker, bool) \
+                or self.envs_per_worker < 1:
+            raise bad("envs_per_worker", f"must be a positive integer, got {self.envs_per_worker}")
+        if not (isinstance(self.worker_timeout, (int, float)) and math.isfinite(self.worker_timeout)
+                and self.worker_timeout > 0):
+            raise bad("worker_timeout", f"must be a positive number of seconds, got {self.worker_timeout}")
+        if not isinstance(self.ray_address, str):
+            raise bad("ray_address", f"must be a string, got {self.ray_address!r}")
+        if self.ray_address and self.workers == 0:
+            raise bad("ray_address", "sampling runs on a Ray cluster only with --workers N (N > 0)")
+        if self.workers > 0:
+            # The batch is laid out [T, workers * envs_per_worker], exactly as one vector env of that size.
+            self.num_envs = self.workers * self.envs_per_worker
+            if self.batch_size < self.num_envs:
+                raise bad("batch_size", f"{self.batch_size} is smaller than --workers {self.workers} x "
+                          f"--envs-per-worker {self.envs_per_worker} = {self.num_envs} envs: every env must "
+                          "contribute at least one step")
         if not isinstance(self.env_threads, int) or self.env_threads < 0:
             raise bad("env_threads", f"must be a non-negative integer, got {self.env_threads}")
         for name in ("entropy_coef", "max_grad_norm"):

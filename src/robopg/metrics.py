@@ -10,8 +10,8 @@ from pathlib import Path
 
 COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "return_mean", "return_std",
            "return_min", "return_max", "length_mean", "policy_loss", "entropy", "value_loss",
-           "explained_variance", "grad_norm", "lr", "grad_var", "grad_snr"]
-WALL_COLUMNS = ("wall_s", "steps_per_s")  # differ between identical runs; everything else must not
+           "explained_variance", "grad_norm", "lr", "grad_var", "grad_snr", "worker_restarts", "sync_ms"]
+WALL_COLUMNS = ("wall_s", "steps_per_s", "sync_ms")  # differ between identical runs; everything else must not
 
 
 def read_csv(path: str | Path) -> list[dict[str, float]]:

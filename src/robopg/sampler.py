@@ -142,6 +142,19 @@ class Sampler:
         return Rollout(b.obs[:t].copy(), b.actions[:t].copy(), b.rewards[:t].copy(), b.terminated[:t].copy(),
                        b.truncated[:t].copy(), b.next_obs[:t].copy(), b.mask[:t].copy(), ep_returns, ep_lengths)
 
+    def reseed(self, seed: int) -> None:
+        """Start fresh episodes, their envs seeded with ``seed``, at the next ``collect``."""
+        self.seed = seed
+        self._seeded = False
+        self._obs = None
+
+    def iteration_stats(self) -> dict[str, float]:
+        """Extra metrics of the last ``collect`` (a distributed sampler reports restarts and overhead)."""
+        return {}
+
+    def close(self) -> None:
+        self.venv.close()
+
     # --- exact state, for resume --------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"obs": None if self._obs is None else self._obs.copy(), "seeded": self._seeded,
