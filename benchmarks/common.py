@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "benchmarks" / "work"  # run directories; git-ignored
 RESULT_PREFIX = "BENCH-RESULT "
+READY = "BENCH-READY"
 
 # One thread per process on both sides: the machine has 2 cores and small MLPs are fastest on one.
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MUJOCO_GL": "egl",
@@ -202,3 +203,59 @@ def fmt(x: float, digits: int = 0) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     return f"{x:,.{digits}f}"
+
+
+class Side:
+    """One long-lived measured process (``benchmarks.sides``): ``rep()`` runs one repetition; ``close()``
+    ends it and returns its peak RSS in MB (from ``wait4`` on this very child)."""
+
+    def __init__(self, kind: str, spec: dict, timeout: float = 900):
+        self.timeout = timeout
+        self.cmd = [sys.executable, "-m", "benchmarks.sides", kind, json.dumps(spec)]
+        env = {**os.environ, **CHILD_ENV, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.err = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                                     env=env, cwd=ROOT, text=True, bufsize=1)
+        self.peak_rss_mb = math.nan
+
+    def ready(self) -> None:
+        """Wait until the side has set up and run its warm-up iteration."""
+        self._read_until(READY)
+
+    def rep(self) -> dict:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return json.loads(self._read_until(RESULT_PREFIX)[len(RESULT_PREFIX):])
+
+    def _read_until(self, prefix: str) -> str:
+        import select
+        deadline = time.monotonic() + self.timeout
+        while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self.proc.kill()
+                raise ChildError(f"{shlex.join(self.cmd)}: no result within {self.timeout:.0f} s")
+            line = self.proc.stdout.readline()
+            if not line:
+                raise ChildError(f"{shlex.join(self.cmd)} exited:\n{self._stderr_tail()}")
+            if line.startswith(prefix):
+                return line
+
+    def _stderr_tail(self) -> str:
+        self.err.seek(0)
+        return "\n".join(self.err.read().strip().splitlines()[-15:])
+
+    def close(self) -> float:
+        try:
+            self.proc.stdin.write("exit\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+        try:
+            _, _, usage = os.wait4(self.proc.pid, 0)
+            self.proc.returncode = 0  # reaped here: Popen must not wait for it again
+            self.peak_rss_mb = usage.ru_maxrss / 1024.0
+        except ChildProcessError:
+            pass
+        self.err.close()
+        return self.peak_rss_mb

@@ -42,30 +42,41 @@ RATIOS = (("robopg", "limit"), ("robopg", "sb3-a2c"), ("robopg", "sb3-ppo"), ("r
 
 
 def measure_cell(env_id: str, n: int, args, vs: dict) -> dict:
-    reps: dict[str, list[dict]] = {name: [] for name in vs}
-    names = list(vs)
+    names = [k for k in vs if not (k == "sb3-ppo" and n > args.ppo_max_envs)]
+    reps: dict[str, list[dict]] = {name: [] for name in names}
+    sides: dict[str, common.Side] = {}
+    dead: set[str] = set()
+    # Every side sets up and warms up (one at a time, so set-up does not load the machine while another
+    # side is warming up), then all wait at their first "go" and the rounds alternate.
+    for name in names:
+        kind, kw = vs[name]
+        sides[name] = common.Side(kind, {"env_id": env_id, "num_envs": n, "steps": args.steps, **kw}, args.timeout)
+        try:
+            sides[name].ready()
+        except common.ChildError as e:
+            dead.add(name)
+            reps[name].append({"error": str(e)[-800:], "round": -1})
     for rep in range(args.reps):
         order = names[rep % len(names):] + names[:rep % len(names)]
         for name in order:
-            if name == "sb3-ppo" and n > args.ppo_max_envs:
+            if name in dead:
                 continue
-            kind, kw = vs[name]
-            spec = {"env_id": env_id, "num_envs": n, "steps": args.steps, **kw}
             try:
-                r = common.run_child([kind, json.dumps(spec)], timeout=args.timeout)
+                r = sides[name].rep()
             except common.ChildError as e:
                 r = {"error": str(e)[-800:]}
+                dead.add(name)
             r["round"] = rep
             reps[name].append(r)
             print(f"  {time.strftime('%H:%M:%S')} {env_id} x{n} {name} round {rep}: "
-                  f"{r.get('steps_per_s', float('nan')):,.0f} steps/s, {r.get('peak_rss_mb', float('nan')):.0f} MB"
-                  + (f" ERROR {r['error'][-200:]}" if "error" in r else ""), flush=True)
-    cell = {"env": env_id, "num_envs": n, "runs": reps, "rates": {}, "rss_mb": {}, "ratios": {}}
+                  f"{r.get('steps_per_s', float('nan')):,.0f} steps/s"
+                  + (f" ERROR {r['error'][-300:]}" if "error" in r else ""), flush=True)
+    rss = {name: side.close() for name, side in sides.items()}
+    cell = {"env": env_id, "num_envs": n, "runs": reps, "rates": {}, "peak_rss_mb": rss, "ratios": {}}
     for name, rs in reps.items():
         ok = [r for r in rs if "steps_per_s" in r]
         if ok:
             cell["rates"][name] = common.median_min_max([r["steps_per_s"] for r in ok])
-            cell["rss_mb"][name] = common.median_min_max([r["peak_rss_mb"] for r in ok])
     for a, b in RATIOS:
         if a in reps and b in reps:
             ra = {r["round"]: r["steps_per_s"] for r in reps[a] if "steps_per_s" in r}
@@ -84,10 +95,13 @@ def _mm(d: dict | None, digits: int = 0, suffix: str = "") -> str:
 
 
 def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[str]:
+    cells = sorted(cells, key=lambda c: (args.envs.index(c["env"]) if c["env"] in args.envs else 99, c["num_envs"]))
     md = common.header("Throughput: whole training loop vs the simulator's limit, SB3 and EnvPool", meta)
-    md += [f"Env steps per second, median [min–max] of {args.reps} alternating rounds, {args.steps:,} env steps "
-           "per side per round (whole iterations, rounded up), timed from the end of the first iteration to the "
-           "end of the last, each side in its own process with one torch thread. Ratios are paired within a round.",
+    md += [f"Env steps per second, median [min–max] of {args.reps} alternating rounds of at least {args.steps:,} "
+           "env steps per side (whole iterations). Each side is one long-lived process with one torch thread that "
+           "sets up, runs one warm-up iteration, then measures one round each time it is told to; rounds alternate "
+           "between sides (order rotated each round), so start-up costs nothing and drift reaches every side. "
+           "Ratios are paired within a round.",
            "",
            "- **limit**: the same Gymnasium SyncVectorEnv (SAME_STEP autoreset) robopg trains on, stepped with "
            "precomputed uniform actions, no policy, no learning.",
@@ -114,10 +128,11 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
            "|---|---|" + "---|" * len(rat)]
     for c in cells:
         md.append(f"| {c['env']} | {c['num_envs']} | " + " | ".join(_mm(c["ratios"].get(r), 2, "×") for r in rat) + " |")
-    md += ["", "## Peak RSS per side (MB, median [min–max])", "", "| env | envs | " + " | ".join(show) + " |",
-           "|---|---|" + "---|" * len(show)]
+    md += ["", "## Peak RSS per side (MB: the whole process, over all its rounds)", "",
+           "| env | envs | " + " | ".join(show) + " |", "|---|---|" + "---|" * len(show)]
     for c in cells:
-        md.append(f"| {c['env']} | {c['num_envs']} | " + " | ".join(_mm(c["rss_mb"].get(n)) for n in show) + " |")
+        md.append(f"| {c['env']} | {c['num_envs']} | "
+                  + " | ".join(common.fmt(c["peak_rss_mb"].get(n, float("nan"))) for n in show) + " |")
     md += ["", "Targets: robopg ≥ 0.6× the limit at 8+ envs on every env, and ≥ 2× SB3 A2C at the same env count.",
            ""]
     checks = []
@@ -142,14 +157,14 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks throughput", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="HalfCheetah only, 8 envs, 3 rounds, 4k steps")
+    p.add_argument("--quick", action="store_true", help="HalfCheetah only, 8 envs, 3 rounds, 2k steps")
     p.add_argument("--envs", nargs="+", default=None)
     p.add_argument("--num-envs", nargs="+", type=int, default=None)
     p.add_argument("--reps", type=int, default=None, help="alternating rounds (default 5)")
-    p.add_argument("--steps", type=int, default=None, help="env steps per side per round (default 10240)")
+    p.add_argument("--steps", type=int, default=None, help="env steps per side per round (default 4096)")
     p.add_argument("--sb3", nargs="*", default=["a2c", "ppo"], help="SB3 algorithms to measure (a2c ppo)")
-    p.add_argument("--ppo-max-envs", type=int, default=64,
-                   help="skip PPO above this env count (its default rollout is 2048 steps per env)")
+    p.add_argument("--ppo-max-envs", type=int, default=1,
+                   help="skip PPO above this env count (default 1: its default rollout is 2048 steps per env, so one iteration at 8 envs is 16k steps plus 2,560 minibatch updates, too slow for every round here)")
     p.add_argument("--no-envpool", action="store_true")
     p.add_argument("--backends", nargs="+", default=None,
                    help="robopg backends (default: gymnasium, plus native when robopg.native exists)")
@@ -161,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args.envs = args.envs or (["HalfCheetah-v5"] if args.quick else list(ENVS))
     args.num_envs = args.num_envs or ([8] if args.quick else list(NUM_ENVS))
     args.reps = args.reps or (3 if args.quick else 5)
-    args.steps = args.steps or (4096 if args.quick else 10_240)
+    args.steps = args.steps or (2048 if args.quick else 4096)
     backends = args.backends or (["gymnasium", "native"] if common.native_available() else ["gymnasium"])
     args.native = "native" in backends
     if args.sb3 and not common.has_module("stable_baselines3"):
@@ -172,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     vs = variants(args)
     meta = common.new_meta(suite)
     cells: list[dict] = []
-    todo = [(e, n) for e in args.envs for n in args.num_envs]
+    # Env-count-major: the 8- and 32-env cells the targets name come first when given first.
+    todo = [(e, n) for n in args.num_envs for e in args.envs]
     for env_id, n in todo:
         print(f"{time.strftime('%H:%M:%S')} {env_id} x{n}: {', '.join(vs)}", flush=True)
         cells.append(measure_cell(env_id, n, args, vs))
