@@ -16,7 +16,7 @@ $(BIN)/robopg: pyproject.toml constraints.txt
 	touch $(BIN)/robopg
 
 demo: $(VENV)
-	$(BIN)/robopg train InvertedPendulum-v5 --run-dir runs/demo
+	$(BIN)/robopg train InvertedPendulum-v5 --run-dir runs/demo --overwrite
 	$(BIN)/robopg eval runs/demo --episodes 10
 
 test: $(VENV)

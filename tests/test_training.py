@@ -56,9 +56,12 @@ def _interrupt_at(monkeypatch, iteration):
 @pytest.mark.parametrize("env_id,kw", [
     ("CartPole-v1", dict(estimator="reinforce", baseline="none")),
     ("CartPole-v1", dict(estimator="gae", baseline="value")),
-    ("HalfCheetah-v5", dict(estimator="gae", baseline="value", normalize_rewards=True, steps=3000,
-                            batch_size=400)),
-    ("Hopper-v5", dict(estimator="rtg", baseline="value", steps=3000, batch_size=400)),
+    *[(env_id, dict(kw, env_backend=backend)) for backend in ("gymnasium", "native") for env_id, kw in (
+        ("HalfCheetah-v5", dict(estimator="gae", baseline="value", normalize_rewards=True, steps=3000,
+                                batch_size=400)),
+        ("Hopper-v5", dict(estimator="rtg", baseline="value", steps=3000, batch_size=400)),
+        ("InvertedDoublePendulum-v5", dict(estimator="gae", baseline="value", steps=3000, batch_size=400)),
+    )],
 ])
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, env_id, kw):
     config = tiny(env_id, checkpoint_every=100, **kw)
@@ -212,3 +215,16 @@ def test_unsupported_action_space_is_a_clear_error(tmp_path, cli):
     assert out.returncode == 2
     assert "observations" in out.stderr or "action space" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_async_vector_env_trains_and_resumes(tmp_path, monkeypatch):
+    # Sub-envs live in other processes: training works the same; resume restarts their episodes
+    # (their exact state cannot be read), so only the learner's state carries over.
+    config = tiny(vectorization="async", checkpoint_every=100)
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(config, tmp_path / "r")
+    monkeypatch.undo()
+    run = robopg.resume(tmp_path / "r")
+    assert run.env_steps >= config.steps
+    assert len(read_csv(run.metrics_path)) == run.iterations
