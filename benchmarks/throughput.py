@@ -117,7 +117,8 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
            ""]
     if args.native:
         md += [f"- **robopg-native / limit-native**: robopg's batched MuJoCo backend (`--env-backend native`, "
-               f"env threads: default for robopg, {args.native_threads or 'all cores'} for the limit).", ""]
+               f"env threads: robopg's default (all cores), {args.native_threads or 'all cores'} for the native limit). "
+               "robopg-native/limit compares it with the Gymnasium vector env it replaces.", ""]
     show = [n for n in ("limit", "robopg", "limit-native", "robopg-native", "sb3-a2c", "sb3-ppo", "envpool")
             if any(n in c["rates"] for c in cells)]
     md += ["## Steps per second", "", "| env | envs | " + " | ".join(show) + " |", "|---|---|" + "---|" * len(show)]
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-envpool", action="store_true")
     p.add_argument("--backends", nargs="+", default=None,
                    help="robopg backends (default: gymnasium, plus native when robopg.native exists)")
-    p.add_argument("--native-threads", type=int, default=1, help="env threads of the native limit")
+    p.add_argument("--native-threads", type=int, default=0,
+                   help="env threads of the native limit (default 0: all cores, as robopg's default --env-threads)")
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--out", type=__import__("pathlib").Path, default=common.RESULTS)
     p.add_argument("--name", default=None, help="results file name (default throughput[-quick])")
