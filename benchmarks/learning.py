@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -56,7 +57,7 @@ def run_robopg(job: dict, steps: int, backend: str, work: Path) -> dict:
     exe = [sys.executable, "-m", "robopg.cli"]
     train = [*exe, "train", job["env"], "--seed", str(job["seed"]), "--steps", str(steps), "--run-dir",
              str(run_dir), "--no-tensorboard", "--overwrite", "--env-backend", backend, "--torch-threads", "1"]
-    env = {**__import__("os").environ, **common.CHILD_ENV}
+    env = {**os.environ, **common.CHILD_ENV}
     t0 = time.perf_counter()
     subprocess.run(train, check=True, capture_output=True, text=True, env=env, cwd=work)
     wall = time.perf_counter() - t0

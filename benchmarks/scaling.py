@@ -30,7 +30,8 @@ def markdown(meta: dict, cells: list[dict], mem: dict, args, figs: list[str], pe
            f"`batch_size` overridden, backend {args.backend}, one torch thread, TensorBoard off. Each cell trains at "
            f"least {args.min_steps:,} env steps (whole iterations, at least {args.min_iterations}) after one "
            "warm-up iteration (none for batches above 4k, whose first iteration is representative).", "",
-           "| envs | batch | steps/s | s / iteration | " + " | ".join(PARTS) + " | RSS after set-up (MB) | peak RSS (MB) |",
+           "| envs | batch | steps/s | s / iteration | " + " | ".join(PARTS)
+           + " | RSS after set-up (MB) | peak RSS (MB) |",
            "|---|---|---|---|" + "---|" * len(PARTS) + "---|---|"]
     for c in cells:
         b = c["breakdown_s"]

@@ -9,11 +9,8 @@ ratios are taken within each round and reported as median [min–max] over round
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-
-import numpy as np
 
 from benchmarks import common
 
@@ -117,7 +114,8 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
            ""]
     if args.native:
         md += [f"- **robopg-native / limit-native**: robopg's batched MuJoCo backend (`--env-backend native`, "
-               f"env threads: robopg's default (all cores), {args.native_threads or 'all cores'} for the native limit). "
+               f"env threads: robopg's default (all cores), {args.native_threads or 'all cores'} for the native "
+               "limit). "
                "robopg-native/limit compares it with the Gymnasium vector env it replaces.", ""]
     show = [n for n in ("limit", "robopg", "limit-native", "robopg-native", "sb3-a2c", "sb3-ppo", "envpool")
             if any(n in c["rates"] for c in cells)]
@@ -128,7 +126,8 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
     md += ["", "## Ratios (paired per round)", "", "| env | envs | " + " | ".join(rat) + " |",
            "|---|---|" + "---|" * len(rat)]
     for c in cells:
-        md.append(f"| {c['env']} | {c['num_envs']} | " + " | ".join(_mm(c["ratios"].get(r), 2, "×") for r in rat) + " |")
+        md.append(f"| {c['env']} | {c['num_envs']} | "
+                  + " | ".join(_mm(c["ratios"].get(r), 2, "×") for r in rat) + " |")
     md += ["", "## Peak RSS per side (MB: the whole process, over all its rounds)", "",
            "| env | envs | " + " | ".join(show) + " |", "|---|---|" + "---|" * len(show)]
     for c in cells:
@@ -165,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="env steps per side per round (default 4096)")
     p.add_argument("--sb3", nargs="*", default=["a2c", "ppo"], help="SB3 algorithms to measure (a2c ppo)")
     p.add_argument("--ppo-max-envs", type=int, default=1,
-                   help="skip PPO above this env count (default 1: its default rollout is 2048 steps per env, so one iteration at 8 envs is 16k steps plus 2,560 minibatch updates, too slow for every round here)")
+                   help="skip PPO above this env count (default 1: its default rollout is 2048 steps per "
+                   "env, so one iteration at 8 envs is 16k steps plus 2,560 minibatch updates, too slow for every "
+                   "round here)")
     p.add_argument("--no-envpool", action="store_true")
     p.add_argument("--backends", nargs="+", default=None,
                    help="robopg backends (default: gymnasium, plus native when robopg.native exists)")
@@ -197,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         common.elapsed(meta)
         pending = [f"{e} x{k}" for e, k in todo[len(cells):]]
         meta["complete"] = not pending
-        common.write_results(suite, meta, {"config": {k: (str(v) if not isinstance(v, (int, float, list, str, bool,
-                                                                                        type(None))) else v)
-                                                      for k, v in vars(args).items()},
-                                           "cells": cells}, markdown(meta, cells, args, pending), args.out)
+        config = {k: v if isinstance(v, (int, float, list, str, bool, type(None))) else str(v)
+                  for k, v in vars(args).items()}
+        common.write_results(suite, meta, {"config": config, "cells": cells}, markdown(meta, cells, args, pending),
+                             args.out)
     print(f"wrote {args.out / (suite + '.md')}")
     return 0
