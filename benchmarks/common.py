@@ -161,7 +161,8 @@ def header(title: str, meta: dict) -> list[str]:
     return [f"# {title}", "",
             f"Command: `{meta['command']}`  ",
             f"Started {meta['started']} UTC, took {meta.get('elapsed_min', math.nan):.1f} min"
-            + ("." if meta.get("complete", True) else " (**partial**: the run had not finished when this was written)."),
+            + ("." if meta.get("complete", True)
+               else " (**partial**: the run had not finished when this was written)."),
             "",
             f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, {m['platform']}, Python "
             f"{m['python']}; load average at start {', '.join(f'{x:.1f}' for x in m['load_average_at_start'])} "
