@@ -26,10 +26,12 @@ PARTS = ("env_step", "policy_inference", "sampler_other", "estimator", "policy_u
 
 def markdown(meta: dict, cells: list[dict], mem: dict, args, figs: list[str], pending: list[str]) -> list[str]:
     md = common.header(f"Scaling: robopg on {args.env} as env count and batch size grow", meta)
+    ran = ", ".join(sorted({c["backend"] for c in cells})) or "–"
     md += [f"robopg's Trainer with the {args.env} preset (GAE + value, reward scaling), `num_envs` and "
-           f"`batch_size` overridden, backend {args.backend}, one torch thread, TensorBoard off. Each cell trains at "
-           f"least {args.min_steps:,} env steps (whole iterations, at least {args.min_iterations}) after one "
-           "warm-up iteration (none for batches above 4k, whose first iteration is representative).", "",
+           f"`batch_size` overridden, backend {args.backend} "
+           f"(ran: {ran}), one torch thread, TensorBoard off. Each cell trains at least {args.min_steps:,} env "
+           f"steps (whole iterations, at least {args.min_iterations}) after one warm-up "
+           "iteration (none for batches above 4k, whose first iteration is representative).", "",
            "| envs | batch | steps/s | s / iteration | " + " | ".join(PARTS)
            + " | RSS after set-up (MB) | peak RSS (MB) |",
            "|---|---|---|---|" + "---|" * len(PARTS) + "---|---|"]
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default 1024 4096 16384 65536")
     p.add_argument("--min-steps", type=int, default=None, help="env steps per cell at least (default 16384)")
     p.add_argument("--min-iterations", type=int, default=1)
-    p.add_argument("--backend", default="gymnasium")
+    p.add_argument("--backend", default="auto", help="robopg --env-backend (default auto: native where supported)")
     p.add_argument("--timeout", type=float, default=1200)
     p.add_argument("--out", type=__import__("pathlib").Path, default=common.RESULTS)
     args = p.parse_args(argv)
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args.batch_sizes = args.batch_sizes or ([1024, 4096] if args.quick else [1024, 4096, 16384, 65536])
     args.min_steps = args.min_steps or (2048 if args.quick else 16384)
     args.name = "scaling-quick" if args.quick else "scaling"
-    if args.backend != "gymnasium":
+    if args.backend != "auto":
         args.name += f"-{args.backend}"
     args.out.mkdir(parents=True, exist_ok=True)
     meta = common.new_meta(args.name)
