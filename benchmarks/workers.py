@@ -1,7 +1,8 @@
-"""The measured side of every benchmark, one per child process: ``python -m benchmarks.workers KIND JSON``.
+"""One-shot measured runs, one per child process: ``python -m benchmarks.workers KIND JSON``.
 
-Each function does a fixed amount of work, times only the steady state (set-up, imports and the first
-iteration are excluded on every side alike), and returns a dict; ``common.run_child`` adds the peak RSS.
+``learn_sb3`` (the learning suite's SB3 runs) and ``scale`` (one scaling cell). Each returns a dict that
+``common.run_child`` prints and adds the child's peak RSS to. Throughput's long-lived sides are in
+``benchmarks.sides``.
 """
 
 from __future__ import annotations
@@ -13,56 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.common import emit
 
 
 def _threads() -> None:
     import torch
     torch.set_num_threads(1)
-
-
-def _actions(space, num_envs: int, count: int, seed: int = 0) -> np.ndarray:
-    """Precomputed uniform actions: Box.sample() costs ~15x a numpy draw and must not count against the limit."""
-    rng = np.random.default_rng(seed)
-    low, high = np.broadcast_to(space.low, space.shape), np.broadcast_to(space.high, space.shape)
-    return rng.uniform(low, high, (count, num_envs, *space.shape)).astype(space.dtype)
-
-
-def limit(env_id: str, num_envs: int, steps: int, backend: str = "gymnasium", threads: int = 0) -> dict:
-    """The simulator's limit: the very vector env robopg trains on, stepped with precomputed actions."""
-    from robopg.envs import make_vector_env
-    venv = make_vector_env(env_id, num_envs, backend=backend, threads=threads)
-    venv.reset(seed=0)
-    acts = _actions(venv.single_action_space, num_envs, 64)
-    for k in range(8):  # warm-up
-        venv.step(acts[k])
-    t_steps = math.ceil(steps / num_envs)
-    t0 = time.perf_counter()
-    for k in range(t_steps):
-        venv.step(acts[k & 63])
-    wall = time.perf_counter() - t0
-    venv.close()
-    return {"env_steps": t_steps * num_envs, "wall_s": wall, "steps_per_s": t_steps * num_envs / wall}
-
-
-def envpool(env_id: str, num_envs: int, steps: int, threads: int = 1) -> dict:
-    """EnvPool's C++ batched MuJoCo task, synchronous (batch_size = num_envs), precomputed actions."""
-    import envpool as ep
-    venv = ep.make_gymnasium(env_id, num_envs=num_envs, batch_size=num_envs, num_threads=threads, seed=0)
-    venv.reset()
-    acts = _actions(venv.action_space, num_envs, 64)
-    for k in range(8):
-        venv.step(acts[k])
-    t_steps = math.ceil(steps / num_envs)
-    t0 = time.perf_counter()
-    for k in range(t_steps):
-        venv.step(acts[k & 63])
-    wall = time.perf_counter() - t0
-    venv.close()
-    return {"env_steps": t_steps * num_envs, "wall_s": wall, "steps_per_s": t_steps * num_envs / wall,
-            "threads": threads}
 
 
 def _robopg_trainer(env_id: str, num_envs: int, backend: str, run_dir: Path, iterations: int, **overrides):
@@ -85,51 +42,6 @@ def _robopg_trainer(env_id: str, num_envs: int, backend: str, run_dir: Path, ite
 
     trainer._after_iteration = timed_after
     return trainer, config, per_iter, marks
-
-
-def robopg(env_id: str, num_envs: int, steps: int, backend: str = "gymnasium") -> dict:
-    """robopg's whole training loop (Trainer.train) with the env's preset at ``num_envs`` envs."""
-    from robopg.presets import make_config
-    per_iter = math.ceil(make_config(env_id).batch_size / num_envs) * num_envs
-    measured = max(1, math.ceil(steps / per_iter))
-    with tempfile.TemporaryDirectory() as d:
-        trainer, config, per_iter, marks = _robopg_trainer(env_id, num_envs, backend, Path(d), measured + 1)
-        trainer.train()
-    (s0, t0), (s1, t1) = marks[0], marks[-1]
-    return {"env_steps": s1 - s0, "wall_s": t1 - t0, "steps_per_s": (s1 - s0) / (t1 - t0),
-            "iterations": len(marks) - 1, "batch_size": per_iter, "backend": config.env_backend}
-
-
-def sb3(algo: str, env_id: str, num_envs: int, steps: int) -> dict:
-    """SB3 A2C or PPO, default hyperparameters, DummyVecEnv of ``num_envs``, CPU: learn() between rollout ends."""
-    _threads()
-    from stable_baselines3 import A2C, PPO
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-
-    cls = {"a2c": A2C, "ppo": PPO}[algo]
-    model = cls("MlpPolicy", make_vec_env(env_id, n_envs=num_envs, seed=0), device="cpu", seed=0)
-    per_iter = model.n_steps * num_envs
-    measured = max(1, math.ceil(steps / per_iter))
-
-    class Marks(BaseCallback):
-        # Rollout end k to rollout end k+m spans m whole iterations (train, then collect); stopping at the
-        # next step skips a last train() that no mark would time.
-        def __init__(self):
-            super().__init__()
-            self.marks: list[tuple[int, float]] = []
-
-        def _on_rollout_end(self):
-            self.marks.append((self.num_timesteps, time.perf_counter()))
-
-        def _on_step(self):
-            return len(self.marks) < measured + 1
-
-    cb = Marks()
-    model.learn(total_timesteps=10**12, callback=cb)
-    (s0, t0), (s1, t1) = cb.marks[0], cb.marks[-1]
-    return {"env_steps": s1 - s0, "wall_s": t1 - t0, "steps_per_s": (s1 - s0) / (t1 - t0),
-            "iterations": len(cb.marks) - 1, "batch_size": per_iter}
 
 
 # --- learning -----------------------------------------------------------------------------------------
@@ -246,7 +158,7 @@ def scale(env_id: str, num_envs: int, batch_size: int, iterations: int, backend:
             "rss_end_mb": _rss_mb(), "backend": config.env_backend}
 
 
-KINDS = {"limit": limit, "envpool": envpool, "robopg": robopg, "sb3": sb3, "learn_sb3": learn_sb3, "scale": scale}
+KINDS = {"learn_sb3": learn_sb3, "scale": scale}
 
 if __name__ == "__main__":
     kind, kwargs = sys.argv[1], json.loads(sys.argv[2])
