@@ -9,6 +9,7 @@ ratios are taken within each round and reported as median [min–max] over round
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -110,7 +111,7 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
            "minibatches), `.learn()` timed between rollout ends.",
            "- **EnvPool**: `envpool.make_gymnasium(env, num_envs=N, batch_size=N, num_threads=1)`, precomputed "
            "actions: what a C++ batched engine reaches on one thread." if args.envpool else
-           "- EnvPool: not installed here.",
+           "- EnvPool: not measured in this run (`--no-envpool`, or not installed).",
            ""]
     if args.native:
         md += [f"- **robopg-native / limit-native**: robopg's batched MuJoCo backend (`--env-backend native`, "
@@ -155,6 +156,17 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
     return md
 
 
+def render(path) -> int:
+    """Rebuild ``<suite>.md`` from ``<suite>.json``: the same numbers, the current wording."""
+    import argparse as _argparse
+    data = json.loads(path.read_text())
+    args = _argparse.Namespace(**data["config"])
+    md = markdown(data["meta"], data["cells"], args, [])
+    path.with_suffix(".md").write_text("\n".join(md).rstrip() + "\n")
+    print(f"wrote {path.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks throughput", description=__doc__)
     p.add_argument("--quick", action="store_true", help="HalfCheetah only, 8 envs, 3 rounds, 2k steps")
@@ -175,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--out", type=__import__("pathlib").Path, default=common.RESULTS)
     p.add_argument("--name", default=None, help="results file name (default throughput[-quick])")
+    p.add_argument("--render", type=__import__("pathlib").Path, default=None,
+                   help="rewrite the markdown of an existing results JSON (no measuring)")
     args = p.parse_args(argv)
+    if args.render:
+        return render(args.render)
     args.envs = args.envs or (["HalfCheetah-v5"] if args.quick else list(ENVS))
     args.num_envs = args.num_envs or ([8] if args.quick else list(NUM_ENVS))
     args.reps = args.reps or (3 if args.quick else 5)
