@@ -44,16 +44,20 @@ def markdown(meta: dict, cells: list[dict], mem: dict, args, figs: list[str], pe
                   + f" | {c['rss_built_mb']:.0f} | {c['peak_rss_mb']:.0f} |")
     md += ["", "Columns per part: share of the measured wall time.", ""]
     if mem:
-        md += [f"Memory per env: {mem['mb_per_env']:.2f} MB per added env (least-squares slope of RSS after "
+        md += [f"Memory per env: {1024 * mem['mb_per_env']:.0f} KiB per added env (least-squares slope of RSS "
+               "after "
                f"set-up against env count at batch {mem['batch_size']:,}: "
                + ", ".join(f"{n} envs {r:.0f} MB" for n, r in zip(mem["num_envs"], mem["rss_mb"])) + ").", ""]
-    if cells:
-        tot = {p: sum(c["breakdown_s"][p] for c in cells) for p in PARTS}
-        non_env = sorted(((v, p) for p, v in tot.items() if p != "env_step"), reverse=True)
-        all_t = sum(tot.values())
-        md += [f"Where the time goes (all cells together): env step {100 * tot['env_step'] / all_t:.0f}%; "
-               f"the largest part that is robopg's own: **{non_env[0][1]}** ({100 * non_env[0][0] / all_t:.0f}%), "
-               f"then {non_env[1][1]} ({100 * non_env[1][0] / all_t:.0f}%).", ""]
+    lines = []
+    for c in cells:
+        # Per cell, robopg's own largest costs: what to optimise next at that setting.
+        b = c["breakdown_s"]
+        tot = sum(b.values())
+        own = sorted(((v, p) for p, v in b.items() if p != "env_step"), reverse=True)
+        lines.append(f"- {c['num_envs']} envs, batch {c['batch_size']:,}: env step {100 * b['env_step'] / tot:.0f}%, "
+                     f"then **{own[0][1]}** {100 * own[0][0] / tot:.0f}%, {own[1][1]} {100 * own[1][0] / tot:.0f}%")
+    if lines:
+        md += ["Where the time goes, per cell (robopg's own parts, largest first):", "", *lines, ""]
     md += [f"![{f}]({f})" for f in figs] + [""]
     if pending:
         md += [f"Not measured when this file was written: {', '.join(pending)}.", ""]
@@ -66,7 +70,7 @@ def figure(cells: list[dict], args) -> list[str]:
     import matplotlib.pyplot as plt
     if not cells:
         return []
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1, 2]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 2]})
     for n in sorted({c["num_envs"] for c in cells}):
         cs = sorted((c for c in cells if c["num_envs"] == n), key=lambda c: c["batch_size"])
         ax1.plot([c["batch_size"] for c in cs], [c["steps_per_s"] for c in cs], "o-", label=f"{n} envs")
@@ -78,14 +82,14 @@ def figure(cells: list[dict], args) -> list[str]:
     x = np.arange(len(cells))
     bottom = np.zeros(len(cells))
     for i, p in enumerate(PARTS):
-        # Seconds per 1,000 env steps: comparable across cells whatever their batch size.
-        v = np.array([1000 * c["breakdown_s"][p] / c["env_steps"] for c in cells])
+        # Shares of each cell's time: the 1-env cells take ~10x longer per step and would hide the rest.
+        v = np.array([100 * c["breakdown_s"][p] / sum(c["breakdown_s"].values()) for c in cells])
         ax2.bar(x, v, bottom=bottom, label=p, color=f"C{i}")
         bottom += v
     ax2.set_xticks(x, [f"{c['num_envs']}e\n{c['batch_size'] // 1024}k" for c in cells], fontsize=7)
-    ax2.set_ylabel("seconds per 1,000 env steps")
+    ax2.set_ylabel("% of the iteration's time")
     ax2.set_title("where the time goes (envs / batch)")
-    ax2.legend(fontsize=7, ncol=2)
+    ax2.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(f"robopg scaling, {args.env}")
     fig.tight_layout()
     name = f"{args.name}.png"
@@ -107,6 +111,18 @@ def memory_per_env(cells: list[dict]) -> dict:
     return {"batch_size": batch, "num_envs": ns, "rss_mb": [by_n[n] for n in ns], "mb_per_env": slope}
 
 
+def render(path) -> int:
+    """Rebuild ``<suite>.md`` and its figure from ``<suite>.json``: the same numbers, the current wording."""
+    data = json.loads(path.read_text())
+    args = argparse.Namespace(**data["config"])
+    args.out = path.parent
+    figs = figure(data["cells"], args)
+    md = markdown(data["meta"], data["cells"], data["memory"], args, figs, [])
+    path.with_suffix(".md").write_text("\n".join(md).rstrip() + "\n")
+    print(f"wrote {path.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks scaling", description=__doc__)
     p.add_argument("--quick", action="store_true", help="1 and 16 envs, 1k and 4k batches")
@@ -118,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="auto", help="robopg --env-backend (default auto: native where supported)")
     p.add_argument("--timeout", type=float, default=1200)
     p.add_argument("--out", type=__import__("pathlib").Path, default=common.RESULTS)
+    p.add_argument("--render", type=__import__("pathlib").Path, default=None,
+                   help="rewrite the markdown (and figure) of an existing results JSON (no measuring)")
     args = p.parse_args(argv)
+    if args.render:
+        return render(args.render)
     args.num_envs = args.num_envs or ([1, 16] if args.quick else [1, 4, 16, 64])
     args.batch_sizes = args.batch_sizes or ([1024, 4096] if args.quick else [1024, 4096, 16384, 65536])
     args.min_steps = args.min_steps or (2048 if args.quick else 16384)
