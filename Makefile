@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast lint clean bench-throughput bench-learning bench-scaling
 
 $(VENV): $(BIN)/robopg
 $(BIN)/robopg: pyproject.toml constraints.txt
@@ -27,6 +27,20 @@ test-fast: $(VENV)
 
 lint: $(VENV)
 	$(BIN)/ruff check src tests
+
+# Benchmarks: a separate venv with the bench extra (SB3, EnvPool), so baselines never touch .venv.
+BVENV := .venv-bench
+BBIN := $(BVENV)/bin
+$(BBIN)/.bench-installed: pyproject.toml constraints.txt
+	test -x $(BBIN)/python || $(PY) -m venv $(BVENV)
+	$(BBIN)/python -m pip install -q --upgrade pip
+	$(BBIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BBIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+# ARGS passes options through, e.g. `make bench-learning ARGS=--quick`.
+bench-throughput bench-learning bench-scaling: bench-%: $(BBIN)/.bench-installed
+	$(BBIN)/python -m benchmarks $* $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

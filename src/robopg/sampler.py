@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -83,6 +84,9 @@ class Sampler:
         self._ep_return = np.zeros(self.num_envs)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self._seeded = False
+        # Optional profiling (benchmarks/scaling): a dict that collect() adds env-step and policy-inference
+        # seconds to. None costs one comparison per step.
+        self.timers: dict[str, float] | None = None
 
     # ------------------------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -102,13 +106,23 @@ class Sampler:
         ep_lengths: list[int] = []
         collected = 0
         t = 0
+        timers = self.timers
+        clock = time.perf_counter
         while True:
             b.ensure(t)
             obs = self._obs
             b.obs[t] = obs
+            if timers is not None:
+                t0 = clock()
             action = self.policy.sample(torch.as_tensor(obs)).numpy()
             b.actions[t] = action
-            next_obs, reward, terminated, truncated, info = self.venv.step(self.policy.to_env(action))
+            env_action = self.policy.to_env(action)
+            if timers is not None:
+                t1 = clock()
+                timers["policy_inference"] += t1 - t0
+            next_obs, reward, terminated, truncated, info = self.venv.step(env_action)
+            if timers is not None:
+                timers["env_step"] += clock() - t1
             next_obs = np.asarray(next_obs, dtype=np.float32)
             b.rewards[t] = reward
             b.terminated[t] = terminated

@@ -1,0 +1,77 @@
+"""Smoke test of the benchmark suites: each one's smallest configuration, and the shape of what it writes.
+
+Not a timed test: the numbers are not checked, only that every suite runs end to end and writes its
+markdown and JSON. Needs the ``bench`` extra (Stable-Baselines3); skipped without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("stable_baselines3") is None,
+                                reason="stable_baselines3 is not installed (pip install -e '.[bench]')")
+
+
+def _suite(args: list[str], out: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", *args, "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def _check_common(data: dict) -> None:
+    meta = data["meta"]
+    assert meta["command"].startswith("python -m benchmarks ")
+    assert meta["machine"]["cores"] >= 1 and meta["machine"]["cpu_model"]
+    assert meta["versions"]["torch"] and meta["versions"]["stable_baselines3"]
+    assert meta["complete"] is True
+
+
+def test_throughput_smallest(tmp_path):
+    _suite(["throughput", "--envs", "InvertedPendulum-v5", "--num-envs", "1", "--reps", "1", "--steps", "64",
+            "--sb3", "a2c", "--no-envpool", "--backends", "gymnasium"], tmp_path)
+    data = json.loads((tmp_path / "throughput.json").read_text())
+    _check_common(data)
+    (cell,) = data["cells"]
+    assert set(cell["rates"]) == {"limit", "robopg", "sb3-a2c"}
+    assert all(r["steps_per_s"] > 0 for rs in cell["runs"].values() for r in rs)
+    assert cell["peak_rss_mb"]["robopg"] > 50
+    assert {"robopg/limit", "robopg/sb3-a2c"} <= set(cell["ratios"])
+    md = (tmp_path / "throughput.md").read_text()
+    assert "| InvertedPendulum-v5 | 1 |" in md and "Command: `python -m benchmarks throughput" in md
+
+
+def test_learning_smallest(tmp_path):
+    _suite(["learning", "--envs", "InvertedPendulum-v5", "--steps", "2048", "--seeds", "1", "--ppo-seeds", "0"],
+           tmp_path)
+    data = json.loads((tmp_path / "learning.json").read_text())
+    _check_common(data)
+    assert set(data["runs"]) == {"robopg/InvertedPendulum-v5/s0", "a2c/InvertedPendulum-v5/s0"}
+    for r in data["runs"].values():
+        assert r["eval_episodes"] == 10 and r["env_steps"] >= 2048 and r["wall_s"] > 0
+    assert set(data["summary"]) == {"robopg/InvertedPendulum-v5", "a2c/InvertedPendulum-v5"}
+    assert (tmp_path / "learning-InvertedPendulum-v5.png").is_file()
+    assert "published, not measured here" not in (tmp_path / "learning.md").read_text()  # none for this env
+
+
+def test_scaling_smallest(tmp_path):
+    _suite(["scaling", "--env", "InvertedPendulum-v5", "--num-envs", "1", "2", "--batch-sizes", "256",
+            "--min-steps", "256"], tmp_path)
+    data = json.loads((tmp_path / "scaling.json").read_text())
+    _check_common(data)
+    assert [c["num_envs"] for c in data["cells"]] == [1, 2]
+    for c in data["cells"]:
+        assert c["breakdown_s"]["env_step"] > 0 and c["breakdown_s"]["policy_inference"] > 0
+        assert abs(sum(c["breakdown_s"].values()) - c["wall_s"]) < 1e-6
+    assert data["memory"]["num_envs"] == [1, 2]
+    assert (tmp_path / "scaling.png").is_file()
