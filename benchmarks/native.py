@@ -143,13 +143,9 @@ def ratio_summary(a: list[float], b: list[float]) -> dict:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from .common import machine_info
+
+    return machine_info()["cpu_model"]
 
 
 def fmt(s: dict, digits: int = 0) -> str:

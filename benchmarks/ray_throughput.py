@@ -28,13 +28,9 @@ from pathlib import Path
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from .common import machine_info
+
+    return machine_info()["cpu_model"]
 
 
 def _config(env_id: str, workers: int, envs_per_worker: int, steps_per_env: int):
