@@ -63,6 +63,14 @@ class ObsNormalizer(nn.Module):
         return ((obs - self._mean32) * self._inv_std32).clamp(-self.clip, self.clip)
 
 
+def run_layers(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)``, calling each layer's ``forward`` directly: ``nn.Module.__call__``'s hook machinery costs
+    ~5 us a layer, a third of one sampling step's inference for these small networks (measured)."""
+    for layer in net:
+        x = layer.forward(x)
+    return x
+
+
 def mlp(sizes: list[int], activation: str, out_gain: float) -> nn.Sequential:
     """Orthogonal init (gain sqrt 2 hidden, ``out_gain`` at the output): the usual choice for PG agents."""
     layers: list[nn.Module] = []
@@ -113,18 +121,18 @@ class GaussianPolicy(Policy):
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.mean_net(self.normalizer(obs))
+        return run_layers(self.mean_net, self.normalizer.forward(obs))
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
         # By hand: building a torch.distributions.Normal per step costs ~1.8x the whole inference.
-        mean = self(obs)
+        mean = self.forward(obs)
         return mean + torch.randn_like(mean) * self.log_std.exp()
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self(obs)
 
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self(obs)
+        mean = self.forward(obs)
         z = (actions - mean) * torch.exp(-self.log_std)
         log_prob = (-0.5 * z.pow(2) - self.log_std - 0.5 * _LOG_2PI).sum(-1)
         entropy = (self.log_std + 0.5 * (1.0 + _LOG_2PI)).sum().expand(log_prob.shape)
@@ -147,11 +155,11 @@ class CategoricalPolicy(Policy):
         self.logits_net = mlp([obs_dim, *hidden, self.n], activation, out_gain=0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.logits_net(self.normalizer(obs))
+        return run_layers(self.logits_net, self.normalizer.forward(obs))
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
         # Gumbel-max: one fused op instead of a Categorical distribution object per step.
-        logits = self(obs)
+        logits = self.forward(obs)
         gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp_min(1e-20)))
         return (logits + gumbel).argmax(-1)
 
@@ -177,7 +185,47 @@ class ValueFunction(nn.Module):
         self.net = mlp([normalizer.mean.numel(), *hidden, 1], activation, out_gain=1.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalizer(obs)).squeeze(-1)
+        return run_layers(self.net, self.normalizer.forward(obs)).squeeze(-1)
+
+    @torch.no_grad()
+    def squared_error_grad(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Set every parameter's ``.grad`` to that of mean((V(x) - targets)^2) and return that loss;
+        ``x`` is already normalised.
+
+        Backpropagation by hand, for the ``mlp`` layout (Linear, activation, ..., Linear): the value
+        function takes 40 small steps an iteration, and for 128-row minibatches autograd's bookkeeping
+        costs more than the arithmetic (14 vs 21 ms per fit on HalfCheetah, measured). The gradients
+        equal autograd's to float32 rounding (``tests/test_training.py``).
+        """
+        layers = list(self.net)
+        inputs = []  # the input of each Linear; the output of the activation before it
+        h = x
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                inputs.append(h)
+                h = torch.addmm(layer.bias, h, layer.weight.t())
+            else:
+                h = layer.forward(h)
+        diff = h.squeeze(-1) - targets
+        g = (diff * (2.0 / diff.shape[0])).unsqueeze(-1)  # d loss / d output
+        for i in range(len(layers) - 1, -1, -2):  # from the last Linear back, two layers at a time
+            linear = layers[i]
+            linear.weight.grad = g.t().mm(inputs[i // 2])
+            linear.bias.grad = g.sum(0)
+            if i > 0:
+                g = g.mm(linear.weight).mul_(_activation_slope(layers[i - 1], inputs[i // 2]))
+        return diff.pow(2).mean()
+
+
+def _activation_slope(activation: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """d activation / d input, from the activation's output ``y`` (as autograd's backward computes it)."""
+    if isinstance(activation, nn.Tanh):
+        return 1.0 - y * y
+    if isinstance(activation, nn.ReLU):
+        return (y > 0).to(y.dtype)
+    if isinstance(activation, nn.ELU) and activation.alpha == 1.0:
+        return torch.where(y > 0, 1.0, y + 1.0)  # for z <= 0, y = exp(z) - 1 and dy/dz = exp(z) = y + 1
+    raise TypeError(f"no hand-written derivative for {activation}")
 
 
 def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:

@@ -186,21 +186,23 @@ class Trainer:
         c = self.config
         n = obs.shape[0]
         size = max(1, n // c.value_minibatches)
+        with torch.no_grad():
+            x = self.value.normalizer(obs)  # once: the normaliser does not change while V fits
         losses = []
         for _ in range(c.value_epochs):
             perm = torch.randperm(n)
             for start in range(0, n, size):
                 idx = perm[start:start + size]
-                loss = (self.value(obs[idx]) - targets[idx]).pow(2).mean()
-                if not torch.isfinite(loss):
-                    raise NonFiniteError(f"non-finite value loss at iteration {self.iteration + 1}")
-                self.value_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                losses.append(self.value.squared_error_grad(x[idx], targets[idx]))
                 self.value_optimizer.step()
-                losses.append(loss.item())
+        # Checked once, not per step (each check waits for the value): a non-finite loss raises before
+        # the parameters it spoiled can reach a checkpoint.
+        losses = torch.stack(losses)
+        if not torch.isfinite(losses).all():
+            raise NonFiniteError(f"non-finite value loss at iteration {self.iteration + 1}")
         var = float(targets.var())
         explained = 1.0 - float((targets - old_values).var()) / var if var > 0 else math.nan
-        return {"value_loss": float(np.mean(losses)), "explained_variance": explained}
+        return {"value_loss": float(losses.mean()), "explained_variance": explained}
 
     # --- the loop ------------------------------------------------------------------------------------
     def train(self) -> Run:
