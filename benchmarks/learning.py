@@ -153,6 +153,12 @@ def figures(runs: dict, args) -> list[str]:
 
 def markdown(meta: dict, runs: dict, table: dict, figs: list[str], args, pending: list[str]) -> list[str]:
     md = common.header(f"Learning: return vs env steps ({args.steps:,} steps per run)", meta)
+    carried = sorted({(r["made_by"]["started"], r["made_by"]["robopg_commit"], r["made_by"]["command"])
+                      for r in runs.values() if "made_by" in r})
+    for started, commit, command in carried:
+        keys = [k for k, r in runs.items() if r.get("made_by", {}).get("started") == started]
+        md += [f"Carried over (`--resume`) from the invocation started {started} UTC (robopg commit {commit}, "
+               f"`{command}`): {', '.join(sorted(keys))}.", ""]
     md += [f"Final return: the last policy, 10 deterministic evaluation episodes (robopg: `robopg eval RUN "
            f"--episodes 10 --json`, eval seed 10000; SB3: `evaluate_policy(model, env, 10, deterministic=True)` on "
            f"an env seeded 10000). IQM = 25%-trimmed mean over seeds; 95% interval: percentile bootstrap over seeds "
@@ -220,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and (args.out / f"{suite}.json").exists():
         old = json.loads((args.out / f"{suite}.json").read_text())
         runs = {k: v for k, v in old.get("runs", {}).items() if v.get("env_steps", 0) >= args.steps * 0.99}
+        # Which invocation made each kept run: its own meta, or the one it was carried over with.
+        for r in runs.values():
+            r.setdefault("made_by", {k: old["meta"].get(k) for k in ("command", "started")} |
+                         {"robopg_commit": old["meta"].get("versions", {}).get("robopg_commit")})
     jobs = [j for j in jobs_for(args) if key(j) not in runs]
     pending = [key(j) for j in jobs]
     failures: dict[str, str] = {}
