@@ -152,6 +152,16 @@ def fmt(s: dict, digits: int = 0) -> str:
     return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
 
 
+def _load_note(load_before: list[float]) -> str:
+    # Other jobs on a 2-core machine move absolute rates by 30-40%; say which case this was.
+    return ("a shared machine: other jobs were running" if load_before[0] > 1.5
+            else "no other jobs of note were running")
+
+
+def _preset_batches() -> str:
+    return ", ".join(f"{e}: {make_config(e).batch_size}-step batches" for e in ENV_IDS)
+
+
 def write_report(result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "native.json").write_text(json.dumps(result, indent=2))
@@ -164,7 +174,7 @@ def write_report(result: dict) -> None:
         "",
         f"Machine: {m['cpu']}, {m['cores_available']} cores available to the process "
         f"({m['cpu_count']} logical CPUs); load average {m['load_before']} before, {m['load_after']} after "
-        "(a shared machine: other jobs were running). Versions: " +
+        f"({_load_note(m['load_before'])}). Versions: " +
         ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
         "",
         f"Native threads: {result['threads']} (the default: cores available). Torch threads: 1.",
@@ -191,7 +201,7 @@ def write_report(result: dict) -> None:
         "",
         "## Whole-loop training (env steps/s: sampling + policy inference + update)",
         "",
-        f"robopg's Trainer with the task's preset (GAE + value baseline, batch 2048), {result['iterations']} "
+        f"robopg's Trainer with the task's preset (GAE + value baseline, {_preset_batches()}), {result['iterations']} "
         "iterations after one untimed warm-up, `--num-envs` as given.",
         "",
         "| task | envs | Gymnasium | native | speed-up |",
@@ -210,7 +220,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--env-steps", type=int, default=8192, help="env steps per stepping measurement")
     p.add_argument("--iterations", type=int, default=3, help="training iterations per whole-loop measurement")
     p.add_argument("--threads", type=int, default=0, help="native threads (0: cores available)")
+    p.add_argument("--render", action="store_true", help="rewrite native.md from native.json (no measuring)")
     args = p.parse_args(argv)
+    if args.render:
+        write_report(json.loads((RESULTS / "native.json").read_text()))
+        return
     torch.set_num_threads(1)
     threads = args.threads or available_cores()
     load_before = os.getloadavg()
