@@ -108,15 +108,15 @@ class Sampler:
         t = 0
         timers = self.timers
         clock = time.perf_counter
+        sample_actions = self.policy.sampling()  # the policy is frozen while it samples a batch
         while True:
             b.ensure(t)
             obs = self._obs
             b.obs[t] = obs
             if timers is not None:
                 t0 = clock()
-            action = self.policy.sample(torch.as_tensor(obs)).numpy()
+            action, env_action = sample_actions(obs)
             b.actions[t] = action
-            env_action = self.policy.to_env(action)
             if timers is not None:
                 t1 = clock()
                 timers["policy_inference"] += t1 - t0

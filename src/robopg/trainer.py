@@ -18,6 +18,7 @@ from .config import Config
 from .envs import make_vector_env
 from .gradients import chunk_gradient_stats, optimal_baseline_gradient, per_step_scores
 from .metrics import MetricsLog, Progress
+from .optim import adam_step
 from .policies import ValueFunction, make_policy
 from .sampler import Rollout, Sampler
 
@@ -190,11 +191,14 @@ class Trainer:
             x = self.value.normalizer(obs)  # once: the normaliser does not change while V fits
         losses = []
         for _ in range(c.value_epochs):
+            # One gather per epoch; the minibatches are then contiguous slices of it (the same rows, in
+            # the same order, as indexing each minibatch by its slice of the permutation).
             perm = torch.randperm(n)
+            x_epoch, targets_epoch = x[perm], targets[perm]
             for start in range(0, n, size):
-                idx = perm[start:start + size]
-                losses.append(self.value.squared_error_grad(x[idx], targets[idx]))
-                self.value_optimizer.step()
+                rows = slice(start, start + size)
+                losses.append(self.value.squared_error_grad(x_epoch[rows], targets_epoch[rows]))
+                adam_step(self.value_optimizer)
         # Checked once, not per step (each check waits for the value): a non-finite loss raises before
         # the parameters it spoiled can reach a checkpoint.
         losses = torch.stack(losses)
