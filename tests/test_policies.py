@@ -80,7 +80,7 @@ def test_adam_step_is_optimizer_step_to_the_bit(weight_decay):
     opt_b = torch.optim.Adam(b.net.parameters(), lr=3e-3, fused=True, weight_decay=weight_decay)
     x, y = torch.randn(64, 5), torch.randn(64)
     for step in range(6):  # the first step creates Adam's state; the rest take the fast path
-        for value, opt, step_fn in ((a, opt_a, opt_a.step), (b, opt_b, lambda: adam_step(opt_b))):
+        for value, step_fn in ((a, opt_a.step), (b, lambda: adam_step(opt_b))):
             value.squared_error_grad(x[step::2], y[step::2])
             step_fn()
         if step == 3:

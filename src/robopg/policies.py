@@ -82,8 +82,9 @@ def run_layers(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 def frozen_layers(net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
     """``net``'s forward with its parameters as they are now: ``addmm`` on copies of the weights (transposed
-    views), the activations' ``forward`` called directly. The same operations as ``Linear.forward`` (so the same numbers),
-    without the per-call attribute lookups, which cost more than the arithmetic at sampling's batch sizes."""
+    views), the activations' ``forward`` called directly. The same operations as ``Linear.forward`` (so the
+    same numbers), without the per-call attribute lookups, which cost more than the arithmetic at
+    sampling's batch sizes."""
     steps: list = []
     for layer in net:
         if isinstance(layer, nn.Linear):
@@ -128,8 +129,9 @@ class Policy(nn.Module):
     def sampling(self) -> SampleActions:
         """``sample_actions(obs) -> (actions, env_actions)`` for float32 observations ``[N, obs_dim]``, with
         the parameters and normaliser frozen as they are now (detached: no autograd history is recorded); the
-        sampler takes one per batch, during which the policy does not change. The same numbers as ``sample`` and ``to_env`` (tested), ~40% less time
-        per call at 16 envs (measured): that is a twentieth of a locomotion iteration."""
+        sampler takes one per batch, during which the policy does not change. The same numbers as ``sample``
+        and ``to_env`` (tested), ~40% less time per call at 16 envs (measured): a twentieth of a locomotion
+        iteration."""
         raise NotImplementedError
 
     def act(self, obs, deterministic: bool = True) -> np.ndarray:
