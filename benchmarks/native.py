@@ -104,29 +104,33 @@ class PhysicsLimit:
 
 # --- whole-loop training ------------------------------------------------------------------------------
 
-def training_steps_per_s(env_id: str, n: int, backend: str, iterations: int, threads: int) -> float:
-    config = make_config(env_id, num_envs=n, env_backend=backend, env_threads=threads, tensorboard=False,
-                         steps=10_000_000)
-    with tempfile.TemporaryDirectory() as d:
-        trainer = Trainer(config, Path(d))
-        rollout = trainer.sampler.collect()          # warm-up iteration, not timed
-        trainer.update(rollout)
-        t0 = time.perf_counter()
-        steps = 0
-        for _ in range(iterations):
-            rollout = trainer.sampler.collect()
-            trainer.update(rollout)
-            steps += rollout.num_steps
-        rate = steps / (time.perf_counter() - t0)
-        trainer.venv.close()
-    return rate
+def _iteration(trainer: Trainer) -> int:
+    rollout = trainer.sampler.collect()
+    trainer.update(rollout)
+    return rollout.num_steps
 
 
 def bench_training(env_id: str, n: int, reps: int, iterations: int, threads: int) -> dict:
+    """Both backends' trainers live side by side and take turns, one iteration each, ``iterations`` turns per
+    repetition: the two rates of a repetition are measured over the same second or two of the machine."""
     rates: dict[str, list[float]] = {"gymnasium": [], "native": []}
-    for _ in range(reps):
-        for backend in rates:
-            rates[backend].append(training_steps_per_s(env_id, n, backend, iterations, threads))
+    with tempfile.TemporaryDirectory() as d:
+        trainers = {backend: Trainer(make_config(env_id, num_envs=n, env_backend=backend, env_threads=threads,
+                                                 tensorboard=False, steps=10_000_000), Path(d) / backend)
+                    for backend in rates}
+        for trainer in trainers.values():  # warm-up iteration, not timed
+            _iteration(trainer)
+        for _ in range(reps):
+            seconds, steps = dict.fromkeys(rates, 0.0), dict.fromkeys(rates, 0)
+            for _ in range(iterations):
+                for backend, trainer in trainers.items():
+                    t0 = time.perf_counter()
+                    steps[backend] += _iteration(trainer)
+                    seconds[backend] += time.perf_counter() - t0
+            for backend in rates:
+                rates[backend].append(steps[backend] / seconds[backend])
+        for trainer in trainers.values():
+            trainer.close()
     return rates
 
 
@@ -201,8 +205,9 @@ def write_report(result: dict) -> None:
         "",
         "## Whole-loop training (env steps/s: sampling + policy inference + update)",
         "",
-        f"robopg's Trainer with the task's preset (GAE + value baseline, {_preset_batches()}), {result['iterations']} "
-        "iterations after one untimed warm-up, `--num-envs` as given.",
+        f"robopg's Trainer with the task's preset (GAE + value baseline, {_preset_batches()}), `--num-envs` as "
+        f"given: one trainer per backend, both alive in the process, taking turns one iteration each, "
+        f"{result['iterations']} iterations per backend and repetition, after one untimed warm-up iteration each.",
         "",
         "| task | envs | Gymnasium | native | speed-up |",
         "|---|---|---|---|---|",
@@ -218,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--env-steps", type=int, default=8192, help="env steps per stepping measurement")
-    p.add_argument("--iterations", type=int, default=3, help="training iterations per whole-loop measurement")
+    p.add_argument("--iterations", type=int, default=8,
+                   help="training iterations per backend and repetition of the whole-loop measurement")
     p.add_argument("--threads", type=int, default=0, help="native threads (0: cores available)")
     p.add_argument("--render", action="store_true", help="rewrite native.md from native.json (no measuring)")
     args = p.parse_args(argv)

@@ -252,3 +252,41 @@ def test_hand_written_value_gradient_equals_autograd(activation, hidden):
     for got, p in zip(by_hand, value.net.parameters()):
         assert got.shape == p.shape
         assert torch.allclose(got, p.grad, rtol=1e-10, atol=1e-13)
+
+
+def test_best_checkpoint_holds_the_best_iteration_and_its_policy(tmp_path, monkeypatch):
+    # best.pt is written with each checkpoint, from a copy taken when the best iteration ended; interrupted and
+    # resumed, it still ends as the run's best. Returns are set by hand so that the best is not the last.
+    import torch
+
+    from robopg import checkpoint
+
+    returns = [1.0, 5.0, 3.0, 9.0, 2.0, 2.0, 8.0, 4.0, 7.0, 1.0, 0.0, 6.0]
+    policies = {}
+    row_of, after = Trainer._row, Trainer._after_iteration
+
+    def row(self, rollout, stats, iter_s):
+        return {**row_of(self, rollout, stats, iter_s), "return_mean": returns[self.iteration - 1]}
+
+    def record(self, row):
+        policies[self.iteration] = {k: v.clone() for k, v in self.policy.state_dict().items()}
+        after(self, row)
+
+    monkeypatch.setattr(Trainer, "_row", row)
+    monkeypatch.setattr(Trainer, "_after_iteration", record)
+    config = dict(estimator="gae", baseline="value", steps=512 * len(returns), checkpoint_every=5)
+    run = robopg.train(tiny(**config), tmp_path / "r")
+    saved = checkpoint.load(run.run_dir / "checkpoints" / "best.pt")
+    assert saved["iteration"] == 4 and saved["return_mean"] == 9.0
+    assert all(torch.equal(saved["policy"][k], v) for k, v in policies[4].items())
+    assert not all(torch.equal(saved["policy"][k], v) for k, v in policies[5].items())
+
+    cut = tmp_path / "cut"
+    _interrupt_at(monkeypatch, 7)  # after the checkpoint at 5, before the next at 10
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny(**config), cut)
+    monkeypatch.setattr(Trainer, "_after_iteration", record)
+    robopg.resume(cut)
+    resumed = checkpoint.load(cut / "checkpoints" / "best.pt")
+    assert resumed["iteration"] == 4 and resumed["return_mean"] == 9.0
+    assert all(torch.equal(resumed["policy"][k], saved["policy"][k]) for k in saved["policy"])

@@ -102,6 +102,7 @@ class Sampler:
             self._reset()
         b, n = self._buf, self.num_envs
         active = np.ones(n, dtype=bool)
+        num_active = n
         ep_returns: list[float] = []
         ep_lengths: list[int] = []
         collected = 0
@@ -129,29 +130,30 @@ class Sampler:
             b.truncated[t] = truncated
             b.next_obs[t] = next_obs
             b.mask[t] = active
+            self._ep_return += reward
+            self._ep_length += 1
+            collected += num_active
             ended = terminated | truncated
-            if ended.any():
+            if ended.any():  # most steps end no episode: nothing below runs on them
                 final_obs, has_final = info["final_obs"], info["_final_obs"]
                 for i in np.flatnonzero(ended & has_final):
                     b.next_obs[t, i] = final_obs[i]
-            self._ep_return += reward
-            self._ep_length += 1
-            collected += int(active.sum())
-            for i in np.flatnonzero(ended):
-                if active[i]:
-                    ep_returns.append(float(self._ep_return[i]))
-                    ep_lengths.append(int(self._ep_length[i]))
-                    if self.mode == "episodes" and collected >= self.batch_size:
-                        active[i] = False
-            self._ep_return[ended] = 0.0
-            self._ep_length[ended] = 0
+                for i in np.flatnonzero(ended):
+                    if active[i]:
+                        ep_returns.append(float(self._ep_return[i]))
+                        ep_lengths.append(int(self._ep_length[i]))
+                        if self.mode == "episodes" and collected >= self.batch_size:
+                            active[i] = False
+                            num_active -= 1
+                self._ep_return[ended] = 0.0
+                self._ep_length[ended] = 0
             self._obs = next_obs
             t += 1
             if self.mode == "steps" and t == self.steps_per_env:
                 # Episodes still running are cut here: a truncation, bootstrapped from V(next_obs).
                 b.truncated[t - 1] |= ~b.terminated[t - 1]
                 break
-            if self.mode == "episodes" and not active.any():
+            if self.mode == "episodes" and num_active == 0:
                 break
         return Rollout(b.obs[:t].copy(), b.actions[:t].copy(), b.rewards[:t].copy(), b.terminated[:t].copy(),
                        b.truncated[:t].copy(), b.next_obs[:t].copy(), b.mask[:t].copy(), ep_returns, ep_lengths)
