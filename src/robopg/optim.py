@@ -4,7 +4,7 @@ The value function takes ``value_epochs x value_minibatches`` (40 by default) sm
 iteration. ``torch.optim.Adam.step`` spends ~80 us of bookkeeping per call around a ~40 us kernel (its
 profiler hooks, state and group checks, device grouping), a fifth of a whole 128-row value step
 (measured on HalfCheetah). ``adam_step`` calls the same kernel with the same arguments, so the numbers are
-those of ``optimizer.step()`` to the bit (``tests/test_training.py`` checks it against this torch).
+those of ``optimizer.step()`` to the bit (``tests/test_policies.py`` checks it against this torch).
 """
 
 from __future__ import annotations
