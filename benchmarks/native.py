@@ -162,13 +162,13 @@ def _load_note(load_before: list[float]) -> str:
             else "no other jobs of note were running")
 
 
-def _preset_batches() -> str:
-    return ", ".join(f"{e}: {make_config(e).batch_size}-step batches" for e in ENV_IDS)
+def _preset_batches(env_ids) -> str:
+    return ", ".join(f"{e}: {make_config(e).batch_size}-step batches" for e in env_ids)
 
 
-def write_report(result: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "native.json").write_text(json.dumps(result, indent=2))
+def write_report(result: dict, out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "native.json").write_text(json.dumps(result, indent=2))
     m = result["machine"]
     lines = [
         "# Native batched MuJoCo vs Gymnasium SyncVectorEnv",
@@ -205,7 +205,8 @@ def write_report(result: dict) -> None:
         "",
         "## Whole-loop training (env steps/s: sampling + policy inference + update)",
         "",
-        f"robopg's Trainer with the task's preset (GAE + value baseline, {_preset_batches()}), `--num-envs` as "
+        f"robopg's Trainer with the task's preset (GAE + value baseline, "
+        f"{_preset_batches(sorted({r['env_id'] for r in result['training']}))}), `--num-envs` as "
         f"given: one trainer per backend, both alive in the process, taking turns one iteration each, "
         f"{result['iterations']} iterations per backend and repetition, after one untimed warm-up iteration each.",
         "",
@@ -216,7 +217,7 @@ def write_report(result: dict) -> None:
         lines.append(f"| {r['env_id']} | {r['num_envs']} | {fmt(r['gymnasium'])} | {fmt(r['native'])} | "
                      f"**{fmt(r['speedup'], 2)}×** |")
     lines += ["", "Targets: ≥ 2.5× stepping, ≥ 2× whole loop. " + result["verdict"], ""]
-    (RESULTS / "native.md").write_text("\n".join(lines))
+    (out / "native.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -226,10 +227,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--iterations", type=int, default=8,
                    help="training iterations per backend and repetition of the whole-loop measurement")
     p.add_argument("--threads", type=int, default=0, help="native threads (0: cores available)")
+    p.add_argument("--envs", nargs="+", default=list(ENV_IDS))
+    p.add_argument("--num-envs", nargs="+", type=int, default=list(NUM_ENVS))
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for native.md and native.json")
     p.add_argument("--render", action="store_true", help="rewrite native.md from native.json (no measuring)")
     args = p.parse_args(argv)
     if args.render:
-        write_report(json.loads((RESULTS / "native.json").read_text()))
+        write_report(json.loads((args.out / "native.json").read_text()), args.out)
         return
     torch.set_num_threads(1)
     threads = args.threads or available_cores()
@@ -241,9 +245,9 @@ def main(argv: list[str] | None = None) -> None:
                      "gymnasium": gym.__version__, "torch": torch.__version__},
         "stepping": [], "training": [], "mj_step_rate": {},
     }
-    for env_id in ENV_IDS:
+    for env_id in args.envs:
         physics = PhysicsLimit(env_id)
-        for n in NUM_ENVS:
+        for n in args.num_envs:
             r = bench_stepping(env_id, n, args.reps, args.env_steps, threads, physics)
             rate = float(np.median(r["mj_step"]))
             result["mj_step_rate"][f"{env_id} x{n}"] = rate
@@ -258,8 +262,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"stepping {env_id} x{n}: gymnasium {fmt(row['gymnasium'])}, native {fmt(row['native'])}, "
                   f"speed-up {fmt(row['speedup'], 2)}, 1 thread {fmt(row['speedup_1thread'], 2)}, "
                   f"{row['fraction_of_limit']:.0%} of the physics limit", flush=True)
-    for env_id in ENV_IDS:
-        for n in NUM_ENVS:
+    for env_id in args.envs:
+        for n in args.num_envs:
             r = bench_training(env_id, n, args.reps, args.iterations, threads)
             row = {"env_id": env_id, "num_envs": n, **{k: summary(v) for k, v in r.items()},
                    "speedup": ratio_summary(r["native"], r["gymnasium"])}
@@ -274,9 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     result["machine"] = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cores_available": available_cores(),
                          "load_before": [round(x, 2) for x in load_before],
                          "load_after": [round(x, 2) for x in os.getloadavg()]}
-    write_report(result)
+    write_report(result, args.out)
     print(result["verdict"])
-    print(f"wrote {RESULTS / 'native.md'} and {RESULTS / 'native.json'}")
+    print(f"wrote {args.out / 'native.md'} and {args.out / 'native.json'}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Smoke test of the benchmark suites: each one's smallest configuration, and the shape of what it writes.
 
 Not a timed test: the numbers are not checked, only that every suite runs end to end and writes its
-markdown and JSON. Needs the ``bench`` extra (Stable-Baselines3); skipped without it.
+markdown and JSON. Only the learning suite cannot run without the ``bench`` extra (Stable-Baselines3); the
+throughput suite leaves its SB3 sides out without it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("stable_baselines3") is None,
-                                reason="stable_baselines3 is not installed (pip install -e '.[bench]')")
+HAS_SB3 = importlib.util.find_spec("stable_baselines3") is not None
+needs_sb3 = pytest.mark.skipif(not HAS_SB3, reason="stable_baselines3 is not installed (pip install -e '.[bench]')")
 
 
-def _suite(args: list[str], out: Path) -> dict:
+def _suite(args: list[str], out: Path, module: str = "benchmarks") -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", *args, "--out", str(out)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", module, *args, "--out", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
@@ -33,24 +34,26 @@ def _check_common(data: dict) -> None:
     meta = data["meta"]
     assert meta["command"].startswith("python -m benchmarks ")
     assert meta["machine"]["cores"] >= 1 and meta["machine"]["cpu_model"]
-    assert meta["versions"]["torch"] and meta["versions"]["stable_baselines3"]
+    assert meta["versions"]["torch"] and (meta["versions"]["stable_baselines3"] or not HAS_SB3)
     assert meta["complete"] is True
 
 
 def test_throughput_smallest(tmp_path):
+    sb3 = ["a2c"] if HAS_SB3 else []
     _suite(["throughput", "--envs", "InvertedPendulum-v5", "--num-envs", "1", "--reps", "1", "--steps", "64",
-            "--sb3", "a2c", "--no-envpool", "--backends", "gymnasium"], tmp_path)
+            "--sb3", *sb3, "--no-envpool", "--backends", "gymnasium", "native"], tmp_path)
     data = json.loads((tmp_path / "throughput.json").read_text())
     _check_common(data)
     (cell,) = data["cells"]
-    assert set(cell["rates"]) == {"limit", "robopg", "sb3-a2c"}
+    assert set(cell["rates"]) == {"limit", "robopg", "limit-native", "robopg-native", *(f"sb3-{a}" for a in sb3)}
     assert all(r["steps_per_s"] > 0 for rs in cell["runs"].values() for r in rs)
     assert cell["peak_rss_mb"]["robopg"] > 50
-    assert {"robopg/limit", "robopg/sb3-a2c"} <= set(cell["ratios"])
+    assert {"robopg/limit", "robopg-native/limit", *(f"robopg/sb3-{a}" for a in sb3)} <= set(cell["ratios"])
     md = (tmp_path / "throughput.md").read_text()
     assert "| InvertedPendulum-v5 | 1 |" in md and "Command: `python -m benchmarks throughput" in md
 
 
+@needs_sb3
 def test_learning_smallest(tmp_path):
     _suite(["learning", "--envs", "InvertedPendulum-v5", "--steps", "2048", "--seeds", "1", "--ppo-seeds", "0"],
            tmp_path)
@@ -75,3 +78,17 @@ def test_scaling_smallest(tmp_path):
         assert abs(sum(c["breakdown_s"].values()) - c["wall_s"]) < 1e-6
     assert data["memory"]["num_envs"] == [1, 2]
     assert (tmp_path / "scaling.png").is_file()
+
+
+def test_native_smallest(tmp_path):
+    proc = _suite(["--envs", "HalfCheetah-v5", "--num-envs", "4", "--reps", "2", "--env-steps", "64",
+                   "--iterations", "1"], tmp_path, module="benchmarks.native")
+    data = json.loads((tmp_path / "native.json").read_text())
+    (stepping,), (training,) = data["stepping"], data["training"]
+    assert (stepping["env_id"], stepping["num_envs"]) == ("HalfCheetah-v5", 4)
+    assert len(stepping["speedup"]["runs"]) == 2 and all(x > 0 for x in stepping["native"]["runs"])
+    assert 0 < stepping["fraction_of_limit"] and stepping["physics_limit"] > 0
+    assert len(training["speedup"]["runs"]) == 2 and all(x > 0 for x in training["gymnasium"]["runs"])
+    md = (tmp_path / "native.md").read_text()
+    assert "| HalfCheetah-v5 | 4 |" in md and "HalfCheetah-v5: 1024-step batches" in md
+    assert "Smallest median speed-up" in proc.stdout
