@@ -8,7 +8,7 @@ medians with min-max. The physics limit is MuJoCo's own single-thread ``mj_step`
 robots visit, times the native env's threads: no implementation of these tasks on this CPU can step
 faster, so the fraction of it reached says how much Python overhead is left.
 
-Writes benchmarks/results/native.md and native.json.
+Writes benchmarks/results/native.md and native.json (``--name`` and ``--out`` change the names and the folder).
 """
 
 from __future__ import annotations
@@ -166,9 +166,9 @@ def _preset_batches(env_ids) -> str:
     return ", ".join(f"{e}: {make_config(e).batch_size}-step batches" for e in env_ids)
 
 
-def write_report(result: dict, out: Path = RESULTS) -> None:
+def write_report(result: dict, out: Path = RESULTS, name: str = "native") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "native.json").write_text(json.dumps(result, indent=2))
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
     m = result["machine"]
     lines = [
         "# Native batched MuJoCo vs Gymnasium SyncVectorEnv",
@@ -217,7 +217,7 @@ def write_report(result: dict, out: Path = RESULTS) -> None:
         lines.append(f"| {r['env_id']} | {r['num_envs']} | {fmt(r['gymnasium'])} | {fmt(r['native'])} | "
                      f"**{fmt(r['speedup'], 2)}×** |")
     lines += ["", "Targets: ≥ 2.5× stepping, ≥ 2× whole loop. " + result["verdict"], ""]
-    (out / "native.md").write_text("\n".join(lines))
+    (out / f"{name}.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -229,11 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0, help="native threads (0: cores available)")
     p.add_argument("--envs", nargs="+", default=list(ENV_IDS))
     p.add_argument("--num-envs", nargs="+", type=int, default=list(NUM_ENVS))
-    p.add_argument("--out", type=Path, default=RESULTS, help="folder for native.md and native.json")
-    p.add_argument("--render", action="store_true", help="rewrite native.md from native.json (no measuring)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
+    p.add_argument("--name", default="native", help="results file name (NAME.md, NAME.json)")
+    p.add_argument("--render", action="store_true", help="rewrite NAME.md from NAME.json (no measuring)")
     args = p.parse_args(argv)
     if args.render:
-        write_report(json.loads((args.out / "native.json").read_text()), args.out)
+        write_report(json.loads((args.out / f"{args.name}.json").read_text()), args.out, args.name)
         return
     torch.set_num_threads(1)
     threads = args.threads or available_cores()
@@ -278,9 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     result["machine"] = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cores_available": available_cores(),
                          "load_before": [round(x, 2) for x in load_before],
                          "load_after": [round(x, 2) for x in os.getloadavg()]}
-    write_report(result, args.out)
+    write_report(result, args.out, args.name)
     print(result["verdict"])
-    print(f"wrote {args.out / 'native.md'} and {args.out / 'native.json'}")
+    print(f"wrote {args.out / (args.name + '.md')} and {args.out / (args.name + '.json')}")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ import robopg
 from robopg.envs import EnvError, make_vector_env, resolve_backend
 from robopg.native import SUPPORTED_IDS, make_native_vector_env
 
-FIVE = ["InvertedPendulum-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"]
+TASKS = ["InvertedPendulum-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5",
+         "Ant-v5"]
 
 # Per task: a time limit short enough that some envs reach it before they fall (None: the registered
 # 1000 steps, which HalfCheetah, never terminating, reaches), and how many control steps to compare.
 EPISODES = {"InvertedPendulum-v5": (15, 300), "InvertedDoublePendulum-v5": (6, 300), "Hopper-v5": (50, 300),
-            "Walker2d-v5": (50, 300), "HalfCheetah-v5": (None, 1010)}
+            "Walker2d-v5": (50, 300), "HalfCheetah-v5": (None, 1010), "Ant-v5": (60, 300)}
 # Each env gets its own action scale: 0 (falls slowly, reaches the time limit), small, large, and beyond
 # the control range (MuJoCo clamps ctrl; the control cost sees the raw action, as in Gymnasium).
 SCALES = np.array([0.0, 0.05, 0.5, 1.3])
@@ -42,15 +43,15 @@ def _step_both(ref, nat, action):
     np.testing.assert_array_equal(n[3], g[3])
     return g, n
 
-def test_the_five_tasks_are_supported_and_auto_picks_native():
-    assert set(FIVE) <= set(SUPPORTED_IDS)
+def test_the_tasks_are_supported_and_auto_picks_native():
+    assert set(TASKS) <= set(SUPPORTED_IDS)
     for env_id in SUPPORTED_IDS:
         assert resolve_backend(env_id, "auto") == "native"
     assert resolve_backend("CartPole-v1", "auto") == "gymnasium"
     assert resolve_backend("Hopper-v5", "gymnasium") == "gymnasium"
 
 
-@pytest.mark.parametrize("env_id", FIVE)
+@pytest.mark.parametrize("env_id", TASKS)
 def test_native_steps_like_gymnasium(env_id):
     # Bound: 1e-9 absolute. On the pinned stack the two are bit-identical (both run the same mj_step on the
     # same states, and tasks.py keeps Gymnasium's order of operations); the bound leaves room for a NumPy
@@ -84,7 +85,7 @@ def test_native_steps_like_gymnasium(env_id):
     nat.close()
 
 
-@pytest.mark.parametrize("env_id", FIVE)
+@pytest.mark.parametrize("env_id", TASKS)
 def test_native_steps_like_gymnasium_from_extreme_states(env_id):
     # Random episodes never reach some branches of the formulas: velocities clipped at +-10 in the
     # observations, Hopper's |state| < 100 health check, the cart of InvertedDoublePendulum pressing
@@ -116,6 +117,9 @@ def test_native_steps_like_gymnasium_from_extreme_states(env_id):
         assert (seen[:, 8] != 0).any()           # the slider limit's force reached the observation
     if env_id in ("InvertedDoublePendulum-v5", "Hopper-v5", "Walker2d-v5"):
         assert (np.abs(seen) == 10.0).any()       # some velocity was clipped
+    if env_id == "Ant-v5":
+        forces = seen[:, 27:]
+        assert (np.abs(forces) == 1.0).any() and ((forces != 0) & (np.abs(forces) < 1)).any()  # clipped, and not
 
 
 def test_float64_actions_give_the_same_rewards_as_gymnasium():
@@ -131,7 +135,7 @@ def test_float64_actions_give_the_same_rewards_as_gymnasium():
         np.testing.assert_allclose(rn, rg, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("env_id", FIVE)
+@pytest.mark.parametrize("env_id", TASKS)
 def test_reset_distribution_matches_gymnasium(env_id):
     # Different seeds on each side, so this compares distributions, not draws: per coordinate, the means
     # agree within 5 standard errors and the stds within 5 standard errors of a std (2n samples each).
@@ -219,10 +223,10 @@ def test_unsupported_id_under_native_backend_exits_2(cli, tmp_path):
         assert env_id in out.stderr
     assert not (tmp_path / "r").exists()
     with pytest.raises(EnvError, match="gymnasium"):
-        make_native_vector_env("Ant-v5", 2)
+        make_native_vector_env("Humanoid-v5", 2)
 
 
-@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5"])
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Ant-v5"])
 def test_saved_state_restores_exactly(env_id):
     # Through a pickle, into an env that has run elsewhere since: the continuation is bit-identical,
     # including the time-limit counters (a 50-step limit) and the resets drawn from the saved generators.

@@ -83,6 +83,15 @@ def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
     return chain
 
 
+# MjData fields an env may read before its next mj_step. After mj_step they hold what was computed one substep
+# behind the state (and mj_rnePostConstraint's forces, which Gymnasium computes after each step), not what
+# mj_forward computes from the state: Ant's forward reward starts from data.body(...).xpos, Humanoid's from
+# the centre of mass of data.xipos. A restore sets them back, so that resuming gives the same numbers.
+MUJOCO_DERIVED = ("xpos", "xquat", "xmat", "xipos", "ximat", "geom_xpos", "geom_xmat", "site_xpos", "site_xmat",
+                  "subtree_com", "cinert", "cdof", "cvel", "cacc", "cfrc_int", "cfrc_ext", "qfrc_constraint",
+                  "actuator_force", "sensordata")
+
+
 def get_env_state(env: gym.Env) -> bytes:
     chain = _wrapper_chain(env)
     wrappers = [{k: v for k, v in w.__dict__.items() if k != "env" and _picklable(v)}
@@ -97,6 +106,7 @@ def get_env_state(env: gym.Env) -> bytes:
         buf = np.empty(mujoco.mj_stateSize(model, spec))
         mujoco.mj_getState(model, data, buf, spec)
         state["mujoco"] = buf
+        state["derived"] = {name: getattr(data, name).copy() for name in MUJOCO_DERIVED}
         state["attrs"] = {k: v for k, v in base.__dict__.items()
                           if k not in ("model", "data", "mujoco_renderer", "_np_random") and _picklable(v)}
     else:
@@ -118,6 +128,8 @@ def set_env_state(env: gym.Env, blob: bytes) -> None:
         import mujoco
         mujoco.mj_setState(base.model, base.data, state["mujoco"], mujoco.mjtState.mjSTATE_INTEGRATION)
         mujoco.mj_forward(base.model, base.data)
+        for name, value in state.get("derived", {}).items():  # after mj_forward, which recomputes them
+            getattr(base.data, name)[...] = value
 
 
 def _picklable(v: Any) -> bool:

@@ -40,6 +40,10 @@ Outcome = Callable[[Fields, np.ndarray, np.ndarray, float], tuple[np.ndarray, np
 ResetNoise = Callable[[np.random.Generator, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+def _qpos_x(f: Fields) -> np.ndarray:
+    return f.qpos[:, 0]
+
+
 @dataclass(frozen=True)
 class Task:
     env_id: str
@@ -49,7 +53,14 @@ class Task:
     observe: Observe
     outcome: Outcome
     reset_noise: ResetNoise
-    derived: tuple[str, ...] = ()  # MjData fields the formulas read besides qpos and qvel
+    # MjData fields the formulas read besides qpos and qvel; those in POST_CONSTRAINT come from
+    # mj_rnePostConstraint, which Gymnasium's MujocoEnv runs after every mj_step
+    derived: tuple[str, ...] = ()
+    # the x position Gymnasium reads before and after a step for the forward reward
+    x_position: Callable[[Fields], np.ndarray] = _qpos_x
+
+
+POST_CONSTRAINT = frozenset({"cfrc_ext"})
 
 
 def _ctrl_cost(weight: float, action: np.ndarray) -> np.ndarray:
@@ -144,6 +155,32 @@ def _walking_outcome(healthy_fn: Callable[[Fields], np.ndarray]) -> Outcome:
     return outcome
 
 
+# --- Ant-v5 -------------------------------------------------------------------------------------------
+
+def _ant_contact_forces(f: Fields) -> np.ndarray:
+    return np.clip(f.derived["cfrc_ext"], -1.0, 1.0)  # contact_force_range
+
+
+def _ant_obs(f: Fields) -> np.ndarray:
+    forces = _ant_contact_forces(f)[:, 1:]  # the world body's row is left out, as in v5
+    return np.concatenate([f.qpos[:, 2:], f.qvel, forces.reshape(len(forces), -1)], axis=1)
+
+
+def _ant_x(f: Fields) -> np.ndarray:
+    return f.derived["xpos"][:, 1, 0]  # data.body(main_body=1).xpos[0]
+
+
+def _ant_outcome(f, x_before, action, dt):
+    x_velocity = (_ant_x(f) - x_before) / dt
+    z = f.qpos[:, 2]
+    state = np.concatenate([f.qpos, f.qvel], axis=1)  # state_vector()
+    healthy = np.isfinite(state).all(axis=1) & (0.2 <= z) & (z <= 1.0)
+    forces = _ant_contact_forces(f)
+    contact_cost = 5e-4 * np.square(forces).reshape(len(forces), -1).sum(axis=1)
+    reward = (x_velocity * 1 + healthy * 1.0) - (_ctrl_cost(0.5, action) + contact_cost)
+    return reward, ~healthy
+
+
 TASKS: dict[str, Task] = {t.env_id: t for t in (
     Task("InvertedPendulum-v5", "inverted_pendulum.xml", 2, 4, _pendulum_obs, _pendulum_outcome,
          _uniform_uniform(0.01)),
@@ -154,4 +191,6 @@ TASKS: dict[str, Task] = {t.env_id: t for t in (
          _uniform_uniform(5e-3)),
     Task("Walker2d-v5", "walker2d_v5.xml", 4, 17, _skip_x_clipped_vel_obs, _walking_outcome(_walker_healthy),
          _uniform_uniform(5e-3)),
+    Task("Ant-v5", "ant.xml", 5, 105, _ant_obs, _ant_outcome, _uniform_normal(0.1), derived=("xpos", "cfrc_ext"),
+         x_position=_ant_x),
 )}
