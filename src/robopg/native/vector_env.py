@@ -4,7 +4,8 @@ MuJoCo 4's ``mujoco.batch.Batch`` keeps every env as one ``mjSTATE_INTEGRATION``
 controls, solver warm start...) and advances them all on a C thread pool; its results are bit-identical
 to a loop of ``mj_step`` over one ``MjData`` per env at any thread count. Everything Python does per step
 is a handful of whole-batch NumPy operations (``tasks.py``); only envs that finish an episode are visited
-one by one, to draw their reset noise from their own generator, as Gymnasium does.
+one by one, to draw their reset noise from their own generator, as Gymnasium does (and, for Ant, every env
+for the one C call that gives its contact forces).
 """
 
 from __future__ import annotations
