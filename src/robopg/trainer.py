@@ -281,8 +281,7 @@ class Trainer:
             # Kept in memory and written with the next checkpoint: early in training the return improves
             # nearly every iteration, and a synced file write each time (1-5 ms on this project's machines,
             # far more on network file systems) would be paid on the training loop's hot path.
-            self._unsaved_best = {"config": self.config.to_dict(),
-                                  "policy": {k: v.clone() for k, v in self.policy.state_dict().items()},
+            self._unsaved_best = {"policy": {k: v.clone() for k, v in self.policy.state_dict().items()},
                                   "iteration": self.iteration, "env_steps": self.env_steps,
                                   "return_mean": self.best_return}
         if self.iteration % self.config.checkpoint_every == 0:
@@ -306,7 +305,8 @@ class Trainer:
         # best.pt first: should the process die between the two writes, the resumed run replays the same
         # iterations from the older latest.pt and finds (and writes) the same best again.
         if self._unsaved_best is not None:
-            checkpoint.save(self.run_dir / "checkpoints" / "best.pt", self._unsaved_best)
+            checkpoint.save(self.run_dir / "checkpoints" / "best.pt",
+                            {"config": self.config.to_dict(), **self._unsaved_best})
             self._unsaved_best = None
         payload = {
             "config": self.config.to_dict(),
