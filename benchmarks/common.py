@@ -128,21 +128,20 @@ def native_available() -> bool:
 
 # --- statistics ----------------------------------------------------------------------------------------
 def iqm(x) -> float:
-    """Interquartile mean: the mean of the middle 50% (25% trimmed each side), as rliable defines it."""
-    from scipy.stats import trim_mean
+    """Interquartile mean over seeds (``robopg.stats.iqm``); NaN for no runs."""
+    from robopg import stats
     x = np.asarray(x, dtype=float)
-    return float(trim_mean(x, 0.25)) if x.size else math.nan
+    return float(stats.iqm(x)) if x.size else math.nan
 
 
-def bootstrap_ci(x, stat=iqm, reps: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat`` over seeds (seeds resampled with replacement)."""
+def bootstrap_ci(x, reps: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the IQM over seeds (``robopg.stats.interval``); NaN below 2 runs."""
+    from robopg import stats
     x = np.asarray(x, dtype=float)
     if x.size < 2:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    samples = np.array([stat(x[rng.integers(0, x.size, x.size)]) for _ in range(reps)])
-    lo, hi = np.quantile(samples, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    iv = stats.interval([x], stats.iqm, reps, level, seed)
+    return iv.low, iv.high
 
 
 def median_min_max(x) -> dict:

@@ -105,8 +105,7 @@ class PhysicsLimit:
 # --- whole-loop training ------------------------------------------------------------------------------
 
 def _iteration(trainer: Trainer) -> int:
-    rollout = trainer.sampler.collect()
-    trainer.update(rollout)
+    rollout, _ = trainer.step()
     return rollout.num_steps
 
 

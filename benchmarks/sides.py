@@ -100,15 +100,10 @@ def robopg(env_id: str, num_envs: int, steps: int, backend: str = "gymnasium") -
     pacer = Pacer(steps)
     pacer.extra = {"batch_size": math.ceil(config.batch_size / num_envs) * num_envs, "backend": config.env_backend}
     with tempfile.TemporaryDirectory() as d:
-        trainer = Trainer(config, Path(d))
-        after = trainer._after_iteration
-
-        def paced(row):  # the end of one whole iteration: sample, weights, update, log, checkpoint
-            after(row)
+        def paced(trainer, rollout, row):  # the end of one whole iteration: sample, weights, update, log
             pacer.mark(trainer.env_steps)
 
-        trainer._after_iteration = paced
-        trainer.train()
+        Trainer(config, Path(d), callbacks=[paced]).train()
 
 
 def sb3(algo: str, env_id: str, num_envs: int, steps: int) -> None:

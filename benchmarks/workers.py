@@ -32,15 +32,12 @@ def _robopg_trainer(env_id: str, num_envs: int, backend: str, run_dir: Path, ite
     config.validate()
     from robopg.envs import resolve_backend
     config.env_backend = resolve_backend(env_id, config.env_backend)
-    trainer = Trainer(config, run_dir)
     marks: list[tuple[int, float]] = []
-    after = trainer._after_iteration
 
-    def timed_after(row):  # the end of one whole iteration: sample, weights, update, log, checkpoint
-        after(row)
+    def mark(trainer, rollout, row):  # the end of one whole iteration: sample, weights, update, log
         marks.append((trainer.env_steps, time.perf_counter()))
 
-    trainer._after_iteration = timed_after
+    trainer = Trainer(config, run_dir, callbacks=[mark])
     return trainer, config, per_iter, marks
 
 
@@ -92,7 +89,7 @@ def scale(env_id: str, num_envs: int, batch_size: int, iterations: int, backend:
     """robopg's loop at one (num_envs, batch_size), with the time of each part of an iteration."""
     import robopg.estimators as est
     import robopg.metrics as met
-    from robopg.trainer import RewardScaler
+    from robopg.normalization import RewardScaler
 
     rss_before = _rss_mb()
     timers = {"env_step": 0.0, "policy_inference": 0.0}
@@ -120,16 +117,11 @@ def scale(env_id: str, num_envs: int, batch_size: int, iterations: int, backend:
         rss_built = _rss_mb()
         trainer.sampler.timers = timers
         trainer.sampler.collect = timed(trainer.sampler.collect, "sample")
-        trainer.update = timed(trainer.update, "update")
-        trainer._fit_value = timed(trainer._fit_value, "value_fit")
-        trainer._row = timed(trainer._row, "logging")
-        after = trainer._after_iteration  # already wrapped to mark the iteration's end
+        trainer.algorithm.update = timed(trainer.algorithm.update, "update")
+        trainer.algorithm.value_fit.fit = timed(trainer.algorithm.value_fit.fit, "value_fit")
         start = {}
 
-        def after_and_reset(row):
-            t = time.perf_counter()
-            after(row)
-            parts["logging"] += time.perf_counter() - t  # checkpoints count as logging
+        def reset_after_warmup(trainer, rollout, row):  # after the callback that marks the iteration's end
             if len(marks) == warmup and not start:
                 start["t"] = time.perf_counter()
                 start["steps"] = trainer.env_steps
@@ -137,7 +129,7 @@ def scale(env_id: str, num_envs: int, batch_size: int, iterations: int, backend:
                     for k in dct:
                         dct[k] = 0.0
 
-        trainer._after_iteration = after_and_reset
+        trainer.callbacks.append(reset_after_warmup)
         t_begin = time.perf_counter()
         trainer.train()
     if not start:

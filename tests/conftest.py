@@ -30,6 +30,14 @@ def tiny(env_id="CartPole-v1", **kw):
     return make_config(env_id, **base)
 
 
+@pytest.fixture(scope="session")
+def trained_cartpole(tmp_path_factory):
+    """One tiny CartPole run, shared by the tests that only read it."""
+    import robopg
+
+    return robopg.train(tiny(), tmp_path_factory.mktemp("run") / "r")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     # As in training: small tensors, and a 2-core machine where intra-op threads only add overhead.

@@ -22,7 +22,7 @@ from robopg.trainer import Trainer, TrainingInterrupted  # noqa: E402
 
 from .conftest import ROOT, run_cli, tiny  # noqa: E402
 from .ray_envs import EPISODE_LENGTH, register_counting  # noqa: E402
-from .test_training import _interrupt_at, _numbers, _same  # noqa: E402
+from .test_training import _numbers, _same, interrupt_at  # noqa: E402
 
 
 def _raylets() -> set[int]:
@@ -109,14 +109,14 @@ def test_gathered_batch_is_each_workers_share_and_normaliser_merges_exactly(ray_
             assert not rollout.mask[t:, col:col + e].any()
             parts.append(part)
             col += e
-        assert col == rollout.obs.shape[1] == config.num_envs == 6
+        assert col == rollout.obs.shape[1] == config.resolved_num_envs() == 6
         assert rollout.episode_returns == [r for p in parts for r in p.episode_returns]
         if batch_mode == "steps":
             assert rollout.num_steps == 600 and rollout.obs.shape[0] == 100
         else:
             assert rollout.num_steps >= 600
 
-        trainer.update(rollout)
+        trainer.algorithm.update(rollout, iteration=1, progress=0.0)
         # One update from every worker's valid observations: the law of total variance over the prior
         # (count points with its mean and variance) and the union of the workers' observations.
         x = np.concatenate([p.obs[p.mask] for p in parts]).astype(np.float64)
@@ -148,18 +148,16 @@ def test_worker_that_cannot_start_is_a_clear_error(ray_cluster, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def _capture_rollouts(monkeypatch):
+def _capture_rollouts():
+    """A callback that keeps every iteration's rollout, and the workers' pids as they were after the first."""
     seen, pids = [], []
-    original = Trainer.update
 
-    def update(self, rollout):
+    def callback(trainer, rollout, row):
         if not pids:
-            pids.extend(self.sampler.worker_pids())
+            pids.extend(trainer.sampler.worker_pids())
         seen.append(rollout)
-        return original(self, rollout)
 
-    monkeypatch.setattr(Trainer, "update", update)
-    return seen, pids
+    return seen, pids, callback
 
 
 def _episode_ids_of_whole_episodes(ro: Rollout) -> list[float]:
@@ -181,12 +179,12 @@ def _episode_ids_of_whole_episodes(ro: Rollout) -> list[float]:
     return ids
 
 
-def test_killed_worker_is_restarted_and_its_share_sampled_again(ray_cluster, tmp_path, monkeypatch, capsys):
+def test_killed_worker_is_restarted_and_its_share_sampled_again(ray_cluster, tmp_path, capsys):
     fault = tmp_path / "fault"
     fault.touch()
     # Each env takes 40 steps an iteration (2 episodes): its 50th step is in the middle of iteration 2.
     env_id = register_counting("Kill", fault_file=str(fault), at_step=50)
-    seen, pids = _capture_rollouts(monkeypatch)
+    seen, pids, capture = _capture_rollouts()
     killed = []
 
     def kill_when_stalled():
@@ -201,7 +199,7 @@ def test_killed_worker_is_restarted_and_its_share_sampled_again(ray_cluster, tmp
     killer.start()
     config = tiny(env_id, workers=2, envs_per_worker=2, batch_size=160, steps=640, batch_mode="episodes",
                   estimator="rtg", baseline="mean", checkpoint_every=100)
-    run = robopg.train(config, tmp_path / "r")
+    run = robopg.train(config, tmp_path / "r", callbacks=[capture])
     killer.join(timeout=5)
     assert killed and killed[0] in pids  # a worker process was killed, mid-iteration 2
     rows = read_csv(run.metrics_path)
@@ -221,15 +219,15 @@ def test_killed_worker_is_restarted_and_its_share_sampled_again(ray_cluster, tmp
     assert "ray worker" in out and "sampled again" in out
 
 
-def test_hung_worker_is_killed_after_the_timeout(ray_cluster, tmp_path, monkeypatch, capsys):
+def test_hung_worker_is_killed_after_the_timeout(ray_cluster, tmp_path, capsys):
     fault = tmp_path / "fault"
     fault.touch()
     env_id = register_counting("Hang", fault_file=str(fault), at_step=50, stall_s=300.0)
-    seen, pids = _capture_rollouts(monkeypatch)
+    seen, pids, capture = _capture_rollouts()
     config = tiny(env_id, workers=2, envs_per_worker=2, batch_size=160, steps=640, batch_mode="steps",
                   estimator="gae", baseline="value", worker_timeout=5.0, checkpoint_every=100)
     t0 = time.time()
-    run = robopg.train(config, tmp_path / "r")
+    run = robopg.train(config, tmp_path / "r", callbacks=[capture])
     assert time.time() - t0 < 120
     hung = int((tmp_path / "fault.pid").read_text())
     assert hung in pids
@@ -254,14 +252,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def test_interrupted_ray_run_resumes_to_completion(ray_cluster, tmp_path, monkeypatch):
+def test_interrupted_ray_run_resumes_to_completion(ray_cluster, tmp_path):
     kw = dict(workers=2, envs_per_worker=2, estimator="gae", baseline="value", steps=2560, batch_size=512,
               checkpoint_every=100)
-    _interrupt_at(monkeypatch, 2)
     with pytest.raises(TrainingInterrupted):
-        robopg.train(tiny("CartPole-v1", **kw), tmp_path / "r")
+        robopg.train(tiny("CartPole-v1", **kw), tmp_path / "r", callbacks=[interrupt_at(2)])
     assert len(read_csv(tmp_path / "r" / "metrics.csv")) == 2
-    monkeypatch.undo()
     run = robopg.resume(tmp_path / "r")
     assert run.env_steps == 2560 and run.iterations == 5
     rows = read_csv(run.metrics_path)

@@ -14,7 +14,7 @@ import pytest
 import robopg
 from robopg.checkpoint import CheckpointError
 from robopg.metrics import WALL_COLUMNS, read_csv
-from robopg.trainer import NonFiniteError, Trainer, TrainingInterrupted
+from robopg.trainer import NonFiniteError, TrainingInterrupted
 
 from .conftest import tiny
 
@@ -42,15 +42,15 @@ def test_same_seed_same_numbers(tmp_path, env_id, kw):
     assert _numbers(c.run_dir) != _numbers(a.run_dir)
 
 
-def _interrupt_at(monkeypatch, iteration):
-    original = Trainer._after_iteration
+def interrupt_at(iteration):
+    """A callback that sends this process SIGINT at the end of ``iteration``: the real handler path, as
+    Ctrl-C would take it."""
 
-    def after(self, row):
-        original(self, row)
-        if self.iteration == iteration:
-            os.kill(os.getpid(), signal.SIGINT)  # the real handler path, as Ctrl-C would take it
+    def callback(trainer, rollout, row):
+        if trainer.iteration == iteration:
+            os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(Trainer, "_after_iteration", after)
+    return callback
 
 
 @pytest.mark.parametrize("env_id,kw", [
@@ -67,33 +67,27 @@ def _interrupt_at(monkeypatch, iteration):
     # Humanoid's reads its centre of mass (xipos) before each step; it has no native implementation.
     ("Humanoid-v5", dict(estimator="gae", baseline="value", steps=2000, batch_size=400)),
 ])
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, env_id, kw):
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, env_id, kw):
     config = tiny(env_id, checkpoint_every=100, **kw)
     full = robopg.train(config, tmp_path / "full")
-    _interrupt_at(monkeypatch, 3)
     with pytest.raises(TrainingInterrupted):
-        robopg.train(tiny(env_id, checkpoint_every=100, **kw), tmp_path / "cut")
+        robopg.train(tiny(env_id, checkpoint_every=100, **kw), tmp_path / "cut", callbacks=[interrupt_at(3)])
     assert len(read_csv(tmp_path / "cut" / "metrics.csv")) == 3
-    monkeypatch.undo()
     resumed = robopg.resume(tmp_path / "cut")
     assert resumed.env_steps == full.env_steps
     _same(_numbers(full.run_dir), _numbers(resumed.run_dir))
 
 
-def test_crash_after_checkpoint_resumes_from_it(tmp_path, monkeypatch):
+def test_crash_after_checkpoint_resumes_from_it(tmp_path):
     # A crash (not a signal) leaves metrics rows past the last checkpoint; resume drops and redoes them.
     full = robopg.train(tiny(checkpoint_every=2), tmp_path / "full")
-    original = Trainer._after_iteration
 
-    def crash(self, row):
-        original(self, row)
-        if self.iteration == 5:
+    def crash(trainer, rollout, row):
+        if trainer.iteration == 5:
             raise RuntimeError("power cut")
 
-    monkeypatch.setattr(Trainer, "_after_iteration", crash)
     with pytest.raises(RuntimeError):
-        robopg.train(tiny(checkpoint_every=2), tmp_path / "cut")
-    monkeypatch.undo()
+        robopg.train(tiny(checkpoint_every=2), tmp_path / "cut", callbacks=[crash])
     assert len(read_csv(tmp_path / "cut" / "metrics.csv")) == 5
     robopg.resume(tmp_path / "cut")
     _same(_numbers(full.run_dir), _numbers(tmp_path / "cut"))
@@ -158,19 +152,14 @@ def test_nan_through_the_cli_is_a_clear_error(tmp_path):
     assert "non-finite" in out.stderr and "iteration 5" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    return robopg.train(tiny(), tmp_path_factory.mktemp("run") / "r")
-
-
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign"])
-def test_corrupt_checkpoint_is_a_clear_error_and_untouched(trained_run, tmp_path, damage, cli):
+def test_corrupt_checkpoint_is_a_clear_error_and_untouched(trained_cartpole, tmp_path, damage, cli):
     import shutil
 
     import torch
 
     run = tmp_path / "r"
-    shutil.copytree(trained_run.run_dir, run)
+    shutil.copytree(trained_cartpole.run_dir, run)
     ckpt = run / "checkpoints" / "latest.pt"
     raw = ckpt.read_bytes()
     if damage == "truncate":
@@ -191,27 +180,15 @@ def test_corrupt_checkpoint_is_a_clear_error_and_untouched(trained_run, tmp_path
     assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == before
 
 
-def test_checkpoint_of_another_env_is_refused(trained_run, tmp_path):
+def test_checkpoint_of_another_env_is_refused(trained_cartpole, tmp_path):
     import shutil
 
     run = tmp_path / "r"
-    shutil.copytree(trained_run.run_dir, run)
+    shutil.copytree(trained_cartpole.run_dir, run)
     other = robopg.train(tiny("Acrobot-v1"), tmp_path / "other")
     shutil.copy(other.run_dir / "checkpoints" / "latest.pt", run / "checkpoints" / "latest.pt")
     with pytest.raises(CheckpointError, match="Acrobot-v1"):
         robopg.resume(run)
-
-
-def test_load_gives_a_policy_that_acts(trained_run):
-    policy = robopg.load(trained_run.run_dir)
-    env = gym.make("CartPole-v1")
-    obs, _ = env.reset(seed=0)
-    a = policy.act(obs, deterministic=True)
-    assert env.action_space.contains(a)
-    batch = policy.act(np.stack([obs, obs]))
-    assert batch.shape == (2,)
-    best = robopg.load(trained_run.run_dir, which="best")
-    assert best.config.env_id == "CartPole-v1"
 
 
 def test_unsupported_action_space_is_a_clear_error(tmp_path, cli):
@@ -221,76 +198,43 @@ def test_unsupported_action_space_is_a_clear_error(tmp_path, cli):
     assert "Traceback" not in out.stderr
 
 
-def test_async_vector_env_trains_and_resumes(tmp_path, monkeypatch):
+def test_async_vector_env_trains_and_resumes(tmp_path):
     # Sub-envs live in other processes: training works the same; resume restarts their episodes
     # (their exact state cannot be read), so only the learner's state carries over.
     config = tiny(vectorization="async", checkpoint_every=100)
-    _interrupt_at(monkeypatch, 2)
     with pytest.raises(TrainingInterrupted):
-        robopg.train(config, tmp_path / "r")
-    monkeypatch.undo()
+        robopg.train(config, tmp_path / "r", callbacks=[interrupt_at(2)])
     run = robopg.resume(tmp_path / "r")
     assert run.env_steps >= config.steps
     assert len(read_csv(run.metrics_path)) == run.iterations
 
 
-@pytest.mark.parametrize("activation,hidden", [("tanh", [64, 64]), ("relu", [32, 16, 8]), ("elu", [16]),
-                                               ("tanh", [])])
-def test_hand_written_value_gradient_equals_autograd(activation, hidden):
-    # In float64 rounding is ~1e-16, so any slip in the hand-written chain rule shows far above 1e-10.
-    import torch
-
-    from robopg.policies import ObsNormalizer, ValueFunction
-
-    torch.manual_seed(0)
-    value = ValueFunction(ObsNormalizer(5), hidden, activation).double()
-    x = torch.randn(37, 5, dtype=torch.float64) * 2
-    targets = torch.randn(37, dtype=torch.float64)
-    loss = value.squared_error_grad(x, targets)
-    by_hand = [p.grad.clone() for p in value.net.parameters()]
-    value.net.zero_grad(set_to_none=True)
-    from robopg.policies import run_layers
-    expected = (run_layers(value.net, x).squeeze(-1) - targets).pow(2).mean()
-    expected.backward()
-    assert torch.allclose(loss, expected.detach(), rtol=1e-12, atol=0)
-    for got, p in zip(by_hand, value.net.parameters()):
-        assert got.shape == p.shape
-        assert torch.allclose(got, p.grad, rtol=1e-10, atol=1e-13)
-
-
-def test_best_checkpoint_holds_the_best_iteration_and_its_policy(tmp_path, monkeypatch):
+def test_best_checkpoint_holds_the_best_iteration_and_its_policy(tmp_path):
     # best.pt is written with each checkpoint, from a copy taken when the best iteration ended; interrupted and
-    # resumed, it still ends as the run's best. Returns are set by hand so that the best is not the last.
+    # resumed, it still ends as the run's best. Returns are set by hand (a callback edits the row that
+    # best-tracking reads) so that the best is not the last.
     import torch
 
     from robopg import checkpoint
 
     returns = [1.0, 5.0, 3.0, 9.0, 2.0, 2.0, 8.0, 4.0, 7.0, 1.0, 0.0, 6.0]
     policies = {}
-    row_of, after = Trainer._row, Trainer._after_iteration
 
-    def row(self, rollout, stats, iter_s):
-        return {**row_of(self, rollout, stats, iter_s), "return_mean": returns[self.iteration - 1]}
+    def record(trainer, rollout, row):
+        row["return_mean"] = returns[trainer.iteration - 1]
+        policies[trainer.iteration] = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
 
-    def record(self, row):
-        policies[self.iteration] = {k: v.clone() for k, v in self.policy.state_dict().items()}
-        after(self, row)
-
-    monkeypatch.setattr(Trainer, "_row", row)
-    monkeypatch.setattr(Trainer, "_after_iteration", record)
     config = dict(estimator="gae", baseline="value", steps=512 * len(returns), checkpoint_every=5)
-    run = robopg.train(tiny(**config), tmp_path / "r")
+    run = robopg.train(tiny(**config), tmp_path / "r", callbacks=[record])
     saved = checkpoint.load(run.run_dir / "checkpoints" / "best.pt")
     assert saved["iteration"] == 4 and saved["return_mean"] == 9.0
     assert all(torch.equal(saved["policy"][k], v) for k, v in policies[4].items())
     assert not all(torch.equal(saved["policy"][k], v) for k, v in policies[5].items())
 
     cut = tmp_path / "cut"
-    _interrupt_at(monkeypatch, 7)  # after the checkpoint at 5, before the next at 10
-    with pytest.raises(TrainingInterrupted):
-        robopg.train(tiny(**config), cut)
-    monkeypatch.setattr(Trainer, "_after_iteration", record)
-    robopg.resume(cut)
+    with pytest.raises(TrainingInterrupted):  # after the checkpoint at 5, before the next at 10
+        robopg.train(tiny(**config), cut, callbacks=[record, interrupt_at(7)])
+    robopg.resume(cut, callbacks=[record])
     resumed = checkpoint.load(cut / "checkpoints" / "best.pt")
     assert resumed["iteration"] == 4 and resumed["return_mean"] == 9.0
     assert all(torch.equal(resumed["policy"][k], saved["policy"][k]) for k in saved["policy"])

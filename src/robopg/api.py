@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import checkpoint
-from .config import Config, ConfigError
+from .config import Config
 from .envs import check_env_id, make_vector_env, resolve_backend
+from .errors import CheckpointError, ConfigError
 from .policies import Policy, make_policy
-from .trainer import Run, Trainer
+from .trainer import Callback, Run, Trainer
 
 
 def default_run_dir(config: Config) -> Path:
@@ -21,15 +24,21 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / config.env_id / name
 
 
-def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = False) -> Run:
-    """Train a policy as ``config`` says; write the run directory; return the ``Run``."""
+def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = False,
+          callbacks: Sequence[Callback] = ()) -> Run:
+    """Train a policy as ``config`` says; write the run directory; return the ``Run``.
+
+    ``callbacks`` are called after every iteration (``robopg.trainer.Callback``). ``config`` is not changed:
+    the run's own copy, with its backend, env count and directory resolved, is ``run.config``.
+    """
     config.validate()
     check_env_id(config.env_id)
     if config.workers:
         from .distributed import require_ray
         require_ray()  # before the run directory exists: a missing extra leaves nothing behind
-    config.env_backend = resolve_backend(config.env_id, config.env_backend)
     run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
+    config = dataclasses.replace(config, env_backend=resolve_backend(config.env_id, config.env_backend),
+                                 num_envs=config.resolved_num_envs(), run_dir=str(run_dir))
     if (run_dir / "config.yaml").exists():
         if not overwrite:
             raise ConfigError(f"--run-dir: {run_dir} already holds a run; resume it with `robopg resume "
@@ -37,10 +46,9 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
         shutil.rmtree(run_dir)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.run_dir = str(run_dir)
     config.save(run_dir / "config.yaml")
     try:
-        trainer = Trainer(config, run_dir)
+        trainer = Trainer(config, run_dir, callbacks)
     except BaseException:
         # Nothing was trained (an env that cannot be built, a Ray cluster that cannot be joined): leave no
         # half-made run behind that a second try would refuse to overwrite.
@@ -52,7 +60,7 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
     return trainer.train()
 
 
-def resume(run_dir: str | Path, steps: int | None = None) -> Run:
+def resume(run_dir: str | Path, steps: int | None = None, callbacks: Sequence[Callback] = ()) -> Run:
     """Continue an interrupted run from checkpoints/latest.pt; ``steps`` can extend its budget."""
     run_dir = Path(run_dir)
     config = load_config(run_dir)
@@ -61,7 +69,7 @@ def resume(run_dir: str | Path, steps: int | None = None) -> Run:
         config.validate()
         config.save(run_dir / "config.yaml")
     data = checkpoint.load(run_dir / "checkpoints" / "latest.pt", env_id=config.env_id)
-    trainer = Trainer(config, run_dir)
+    trainer = Trainer(config, run_dir, callbacks)
     try:
         trainer.load_checkpoint(data)
     except BaseException:
@@ -96,7 +104,7 @@ def load(path: str | Path, which: str = "latest") -> Policy:
     try:
         policy.load_state_dict(ckpt["policy"])
     except RuntimeError as e:
-        raise checkpoint.CheckpointError(f"{path}: the saved policy does not match its config "
+        raise CheckpointError(f"{path}: the saved policy does not match its config "
                                          f"({str(e).splitlines()[0][:200]})") from e
     policy.eval()
     policy.config = config

@@ -11,12 +11,10 @@ from typing import Any
 
 import torch
 
+from .errors import CheckpointError
+
 FORMAT = "robopg-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the file is never modified."""
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:

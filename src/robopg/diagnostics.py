@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from . import estimators as est
-from . import exact
+from . import exact, stats
 from .config import ConfigError, parse_estimator_spec
 from .gradients import optimal_baseline_gradient, per_step_scores
+from .value_fit import fit_value, make_value_optimizer
 
 
 @dataclass
@@ -141,17 +141,9 @@ class PolicyProblem:
         targets = np.concatenate(tgt_all)
         self.value.normalizer.update(obs)
         self._scale = float(targets.std()) or 1.0
-        x = torch.as_tensor(obs)
         y = torch.as_tensor(targets / self._scale, dtype=torch.float32)
-        opt = torch.optim.Adam(self.value.net.parameters(), lr=1e-3)
-        for _ in range(30):
-            perm = torch.randperm(len(x))
-            for i in range(0, len(x), 512):
-                idx = perm[i:i + 512]
-                loss = (self.value(x[idx]) - y[idx]).pow(2).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        fit_value(self.value, make_value_optimizer(self.value, lr=1e-3), torch.as_tensor(obs), y, epochs=30,
+                  minibatch_size=512)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         ro = self.sampler.collect()
@@ -389,14 +381,8 @@ def summarize(name: str, size: int, G: np.ndarray, truth: np.ndarray, truth_se: 
               alpha: float = 1e-3, secs: float = 0.0, layers: list | None = None) -> Row:
     """Bias (with its bound and a Bonferroni test), variance, cosine and SNR of estimates G [M, d]
     against ``truth`` (whose own standard error ``truth_se`` widens the bound when it is a reference)."""
-    m, d = G.shape
-    mean = G.mean(0)
-    se = G.std(0, ddof=1) / math.sqrt(m)
-    if truth_se is not None:
-        se = np.sqrt(se ** 2 + truth_se ** 2)
-    err = mean - truth
-    crit = float(stats.norm.ppf(1 - alpha / (2 * d)))
-    z = np.where(se > 0, np.abs(err) / np.where(se > 0, se, 1), np.where(np.abs(err) > 1e-12, np.inf, 0.0))
+    m, _ = G.shape
+    bias = stats.bias_test(G, truth, alpha, truth_se)
     var = G.var(0, ddof=1)
     tn = float(np.linalg.norm(truth))
     cos = (G @ truth) / (np.linalg.norm(G, axis=1) * tn + 1e-300)
@@ -407,9 +393,8 @@ def summarize(name: str, size: int, G: np.ndarray, truth: np.ndarray, truth_se: 
             layer_var[lname] = float(var[offset:offset + n].sum())
             offset += n
     total = float(var.sum())
-    return Row(name, size, m, float(np.linalg.norm(err)), float(np.linalg.norm(np.abs(err) + crit * se)),
-               bool(z.max() > crit), total, float(cos.mean()), float(cos.std()),
-               tn ** 2 / total if total > 0 else math.inf, secs, layer_var)
+    return Row(name, size, m, bias.bias_norm, bias.bias_norm_upper, not bias.passed, total, float(cos.mean()),
+               float(cos.std()), tn ** 2 / total if total > 0 else math.inf, secs, layer_var)
 
 
 # --- files ---------------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError, WorkerError
 from .sampler import Rollout
 
 RAY_MISSING = "--workers: sampling on Ray needs Ray, an optional extra: pip install -e '.[ray]'"
@@ -40,10 +41,6 @@ START_TIMEOUT_S = 120.0
 # Failures of one worker within one iteration before the run stops: a worker that dies every time it
 # samples (an env that crashes the process) is a bug to report, not a fault to retry forever.
 MAX_ATTEMPTS = 5
-
-
-class WorkerError(RuntimeError):
-    """Ray workers could not start, or one kept failing; the message says which and why."""
 
 
 def require_ray():
@@ -125,7 +122,7 @@ class RaySampler:
         self._lost = (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError,
                       ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)
         self.config, self.policy, self.say = config, policy, say
-        self.num_envs = config.num_envs
+        self.num_envs = config.resolved_num_envs()
         self.mode = config.resolved_batch_mode()
         self.shares = worker_shares(config.batch_size, config.workers, config.envs_per_worker, self.mode)
         self.incarnations = [0] * config.workers
@@ -161,76 +158,12 @@ class RaySampler:
 
     # ------------------------------------------------------------------------------------------------
     def collect(self) -> Rollout:
-        ray = self._ray
         t0 = time.perf_counter()
-        weights = ray.put(self.policy.state_dict())
-        results: list = [None] * len(self.workers)
-        attempts = [0] * len(self.workers)
-        pending: dict = {}  # ObjectRef -> (worker index, "collect" or "probe", deadline)
-        restarts = 0
-
-        def submit(i: int) -> None:
-            attempts[i] += 1
-            call = self.workers[i].collect.remote(weights, self.incarnations[i])
-            pending[call] = (i, "collect", time.monotonic() + self.config.worker_timeout)
-
-        def probe(i: int, deadline: float) -> None:
-            # Until Ray has noticed the death, calls still go to the dead process and fail at once; a
-            # probe that answers comes from the new process, and the calls after it reach it too.
-            pending[self.workers[i].ready.remote()] = (i, "probe", deadline)
-
-        def restart(i: int, why: str, kill: bool) -> None:
-            nonlocal restarts
-            if attempts[i] >= MAX_ATTEMPTS:
-                raise WorkerError(f"Ray worker {i} failed {attempts[i]} times in one iteration; last: {why}")
-            if kill:
-                ray.kill(self.workers[i], no_restart=False)  # Ray starts a fresh process in its place
-            self.incarnations[i] += 1
-            self.restarts_total += 1
-            restarts += 1
-            self.say(f"ray worker {i} {why}: restarted (incarnation {self.incarnations[i]}); its share of "
-                     f"the batch is sampled again with the current weights")
-            probe(i, time.monotonic() + START_TIMEOUT_S)
-
-        for i in range(len(self.workers)):
-            submit(i)
-        while pending:
-            soonest = min(deadline for _, _, deadline in pending.values())
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, soonest - time.monotonic()))
-            for ref in ready:
-                i, kind, deadline = pending.pop(ref)
-                try:
-                    value = ray.get(ref)
-                except ray.exceptions.ActorUnavailableError as e:
-                    if kind == "probe":
-                        time.sleep(0.05)
-                        probe(i, deadline)
-                    else:
-                        restart(i, f"was lost ({type(e).__name__})", kill=False)
-                    continue
-                except self._lost as e:
-                    if kind == "probe":  # not restartable: its __init__ failed, or restarts are disabled
-                        raise WorkerError(f"Ray worker {i} could not be restarted: "
-                                          f"{str(e).strip().splitlines()[-1][:300]}") from e
-                    restart(i, f"was lost ({type(e).__name__})", kill=False)
-                    continue
-                if kind == "probe":
-                    submit(i)
-                else:
-                    results[i] = value
-            now = time.monotonic()
-            for ref, (i, kind, deadline) in list(pending.items()):
-                if now < deadline:
-                    continue
-                del pending[ref]
-                if kind == "probe":
-                    cpus = ray.cluster_resources().get("CPU", 0)
-                    raise WorkerError(f"Ray worker {i} did not come back within {START_TIMEOUT_S:.0f} s of its "
-                                      f"restart (each worker needs 1 CPU; the cluster has {cpus:g})")
-                restart(i, f"took longer than --worker-timeout {self.config.worker_timeout:g} s: killed", kill=True)
+        gather = _Gather(self, self._ray.put(self.policy.state_dict()))
+        results = gather.run()
         rollout = concatenate([r for r, _, _ in results])
         slowest = max(wall for _, wall, _ in results)
-        self._stats = {"worker_restarts": float(restarts),
+        self._stats = {"worker_restarts": float(gather.restarts),
                        "sync_ms": 1000.0 * max(time.perf_counter() - t0 - slowest, 0.0),
                        "worker_sample_s": slowest, "worker_cpu_s": sum(cpu for _, _, cpu in results)}
         return rollout
@@ -272,3 +205,87 @@ class RaySampler:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+
+class _Gather:
+    """One iteration's calls: every worker samples its share with the broadcast ``weights``; a worker that is
+    lost or takes longer than --worker-timeout is restarted (a new incarnation) and samples its whole share
+    again, at most MAX_ATTEMPTS times."""
+
+    def __init__(self, sampler: RaySampler, weights):
+        self.sampler, self.weights, self.ray = sampler, weights, sampler._ray
+        n = len(sampler.workers)
+        self.results: list = [None] * n
+        self.attempts = [0] * n
+        self.pending: dict = {}  # ObjectRef -> (worker index, "collect" or "probe", deadline)
+        self.restarts = 0
+
+    def run(self) -> list:
+        for i in range(len(self.results)):
+            self.submit(i)
+        while self.pending:
+            soonest = min(deadline for _, _, deadline in self.pending.values())
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1,
+                                     timeout=max(0.0, soonest - time.monotonic()))
+            for ref in ready:
+                self.receive(ref)
+            self.expire(time.monotonic())
+        return self.results
+
+    def submit(self, i: int) -> None:
+        s = self.sampler
+        self.attempts[i] += 1
+        call = s.workers[i].collect.remote(self.weights, s.incarnations[i])
+        self.pending[call] = (i, "collect", time.monotonic() + s.config.worker_timeout)
+
+    def probe(self, i: int, deadline: float) -> None:
+        # Until Ray has noticed the death, calls still go to the dead process and fail at once; a probe
+        # that answers comes from the new process, and the calls after it reach it too.
+        self.pending[self.sampler.workers[i].ready.remote()] = (i, "probe", deadline)
+
+    def restart(self, i: int, why: str, kill: bool) -> None:
+        s = self.sampler
+        if self.attempts[i] >= MAX_ATTEMPTS:
+            raise WorkerError(f"Ray worker {i} failed {self.attempts[i]} times in one iteration; last: {why}")
+        if kill:
+            self.ray.kill(s.workers[i], no_restart=False)  # Ray starts a fresh process in its place
+        s.incarnations[i] += 1
+        s.restarts_total += 1
+        self.restarts += 1
+        s.say(f"ray worker {i} {why}: restarted (incarnation {s.incarnations[i]}); its share of the batch is "
+              f"sampled again with the current weights")
+        self.probe(i, time.monotonic() + START_TIMEOUT_S)
+
+    def receive(self, ref) -> None:
+        i, kind, deadline = self.pending.pop(ref)
+        try:
+            value = self.ray.get(ref)
+        except self.ray.exceptions.ActorUnavailableError as e:
+            if kind == "probe":
+                time.sleep(0.05)
+                self.probe(i, deadline)
+            else:
+                self.restart(i, f"was lost ({type(e).__name__})", kill=False)
+            return
+        except self.sampler._lost as e:
+            if kind == "probe":  # not restartable: its __init__ failed, or restarts are disabled
+                raise WorkerError(f"Ray worker {i} could not be restarted: "
+                                  f"{str(e).strip().splitlines()[-1][:300]}") from e
+            self.restart(i, f"was lost ({type(e).__name__})", kill=False)
+            return
+        if kind == "probe":
+            self.submit(i)
+        else:
+            self.results[i] = value
+
+    def expire(self, now: float) -> None:
+        for ref, (i, kind, deadline) in list(self.pending.items()):
+            if now < deadline:
+                continue
+            del self.pending[ref]
+            if kind == "probe":
+                cpus = self.ray.cluster_resources().get("CPU", 0)
+                raise WorkerError(f"Ray worker {i} did not come back within {START_TIMEOUT_S:.0f} s of its "
+                                  f"restart (each worker needs 1 CPU; the cluster has {cpus:g})")
+            self.restart(i, f"took longer than --worker-timeout {self.sampler.config.worker_timeout:g} s: killed",
+                         kill=True)

@@ -109,7 +109,7 @@ class Sampler:
         t = 0
         timers = self.timers
         clock = time.perf_counter
-        sample_actions = self.policy.sampling()  # the policy is frozen while it samples a batch
+        sample_actions = self.policy.frozen_sampler()  # the policy is frozen while it samples a batch
         while True:
             b.ensure(t)
             obs = self._obs

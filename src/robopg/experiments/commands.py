@@ -1,7 +1,7 @@
-"""The ``sweep``, ``compare``, ``report`` and ``video`` subcommands of ``robopg``.
-
-``register`` adds them to the CLI's subparsers; ``run`` executes one. Only argparse and the config are
-imported here, so ``robopg --help`` stays fast; each command imports what it needs when it runs.
+"""The ``sweep``, ``compare``, ``report`` and ``video`` subcommands of ``robopg``: each an
+``add_*_arguments(parser)`` and a ``run_*(args) -> exit code``, registered by ``robopg.cli``. Only argparse,
+the config and its codec are imported here, so ``robopg --help`` stays fast; each command imports what it
+needs when it runs.
 """
 
 from __future__ import annotations
@@ -12,44 +12,25 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..config import Config, ConfigError, fields
+from .. import codec
+from ..config import ConfigError
+from .sweep import PER_RUN_FIELDS
 
-COMMANDS = ("sweep", "compare", "report", "video")
-EXIT_FAILED = 1
-
-
-def _add_shared_train_options(p: argparse.ArgumentParser, skip: tuple[str, ...]) -> None:
-    """``robopg train``'s options (from Config), minus those the sweep sets per arm or per run."""
-    g = p.add_argument_group("options passed to every run (as for robopg train; the env's preset "
-                             "fills the rest)")
-    defaults = Config()
-    for f in fields():
-        if f.name in skip:
-            continue
-        opt = "--" + f.name.replace("_", "-")
-        kw: dict = {"dest": f.name, "default": None,
-                    "help": f"{f.metadata['help']} (default: {getattr(defaults, f.name)!r}, or the preset's)"}
-        typ = f.type if isinstance(f.type, str) else f.type.__name__
-        if typ == "bool":
-            g.add_argument(opt, action=argparse.BooleanOptionalAction, **kw)
-        elif typ == "list":
-            g.add_argument(opt, nargs="+", type=int, metavar="N", **kw)
-        else:
-            if "choices" in f.metadata:
-                kw["choices"] = f.metadata["choices"]
-            g.add_argument(opt, type={"int": int, "float": float, "str": str}[typ], **kw)
+SWEEP_DESCRIPTION = (
+    "Train the cross product of estimators (and --grid settings) x seeds, each a normal run directory trained by "
+    "its own process, at most --jobs at once. Run the same command on the sweep's folder again (robopg sweep "
+    "SWEEP_DIR) to continue an interrupted sweep: finished runs are skipped, unfinished ones resumed.")
+COMPARE_DESCRIPTION = (
+    "Compare the arms of a sweep (or any runs of one environment): learning curves vs env steps and wall time "
+    "with 95%% bootstrap bands, and a table of final return and AUC as IQM with stratified-bootstrap 95%% "
+    "intervals, and steps to reach a threshold. Writes comparison.md, comparison.json and comparison.png.")
+REPORT_DESCRIPTION = ("Write one HTML file, viewable offline: the results table, the figures, the configuration "
+                      "of each arm, each run's status, and a video of the best run.")
+VIDEO_DESCRIPTION = ("Render the trained policy with MuJoCo's offscreen renderer (MUJOCO_GL=egl, else osmesa) and "
+                     "write an MP4 (or a GIF). Classic-control envs (CartPole) need pygame.")
 
 
-def register(sub) -> None:
-    """Add the subcommands; each parser's ``run_command`` default is ``run``."""
-    from .sweep import PER_RUN_FIELDS
-
-    p = sub.add_parser(
-        "sweep", help="train every setting x seed, as separate processes",
-        description="Train the cross product of estimators (and --grid settings) x seeds, each a normal run "
-                    "directory trained by its own process, at most --jobs at once. Run the same command on "
-                    "the sweep's folder again (robopg sweep SWEEP_DIR) to continue an interrupted sweep: "
-                    "finished runs are skipped, unfinished ones resumed.")
+def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="ENV_OR_SWEEP",
                    help="a Gymnasium id (a new sweep) or an existing sweep folder (continue it)")
     p.add_argument("--estimators", help="comma-separated ESTIMATOR[+BASELINE], e.g. reinforce,rtg,rtg+value "
@@ -63,33 +44,26 @@ def register(sub) -> None:
                                                         "--torch-threads cores)")
     p.add_argument("--sweep-dir", help="the sweep's folder (default: runs/<env>/<name>)")
     p.add_argument("--name", help="the sweep's name (default: sweep-<date>-<time>)")
-    _add_shared_train_options(p, PER_RUN_FIELDS)
+    g = p.add_argument_group("options passed to every run (as for robopg train; the env's preset fills the rest)")
+    codec.add_options(g, skip=PER_RUN_FIELDS, help_suffix="or the preset's")
 
-    p = sub.add_parser(
-        "compare", help="learning curves, IQM and confidence intervals across seeds",
-        description="Compare the arms of a sweep (or any runs of one environment): learning curves vs env "
-                    "steps and wall time with 95%% bootstrap bands, and a table of final return and AUC as "
-                    "IQM with stratified-bootstrap 95%% intervals, and steps to reach a threshold. Writes "
-                    "comparison.md, comparison.json and comparison.png.")
-    _add_compare_options(p)
+
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    _add_comparison_options(p)
     p.add_argument("--out", help="folder for the table, JSON and figure (default: the sweep's or runs' folder)")
     p.add_argument("--no-figure", action="store_true", help="skip the figure")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of the table")
 
-    p = sub.add_parser(
-        "report", help="one self-contained HTML page of a comparison",
-        description="Write one HTML file, viewable offline: the results table, the figures, the configuration "
-                    "of each arm, each run's status, and a video of the best run.")
-    _add_compare_options(p)
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    _add_comparison_options(p)
     p.add_argument("--out", help="the HTML file (default: <sweep or runs folder>/report.html)")
     p.add_argument("--no-video", action="store_true", help="leave out the video of the best run")
     p.add_argument("--video-seconds", type=float, default=10.0, help="simulated seconds of video (default: 10)")
     p.add_argument("--video-size", type=int, default=320, help="video width and height in pixels (default: 320)")
 
-    p = sub.add_parser(
-        "video", help="MP4 (or GIF) of a trained policy, rendered headless",
-        description="Render the trained policy with MuJoCo's offscreen renderer (MUJOCO_GL=egl, else osmesa) "
-                    "and write an MP4 (or a GIF). Classic-control envs (CartPole) need pygame.")
+
+def add_video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="a run directory or a checkpoint file")
     p.add_argument("--episodes", type=int, default=2, help="episodes to record (default: 2)")
     p.add_argument("--out", help="output file (default: <run>/video.mp4, or video.gif with --gif)")
@@ -103,11 +77,9 @@ def register(sub) -> None:
                    help="the final policy, or the best seen in training")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mean")
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (default: 10000)")
-    for name in COMMANDS:
-        sub.choices[name].set_defaults(run_command=run)
 
 
-def _add_compare_options(p: argparse.ArgumentParser) -> None:
+def _add_comparison_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="a sweep folder, run folders, or folders holding runs (all of one environment)")
     p.add_argument("--threshold", type=float, default=None,
@@ -122,25 +94,13 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        return {"sweep": _sweep, "compare": _compare, "report": _report, "video": _video}[args.command](args)
-    except Exception as e:
-        # Bad environment ids and unusable checkpoints are bad input too. Their modules import gymnasium and
-        # torch, so look them up only if already imported: otherwise the error cannot be one of theirs.
-        for module, name in (("robopg.envs", "EnvError"), ("robopg.checkpoint", "CheckpointError")):
-            if module in sys.modules and isinstance(e, getattr(sys.modules[module], name)):
-                raise ConfigError(str(e)) from None
-        raise
-
-
-def _sweep(args: argparse.Namespace) -> int:
+def run_sweep(args: argparse.Namespace) -> int:
     from . import sweep as sw
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs: must be at least 1, got {args.jobs}")
-    options = {f.name: getattr(args, f.name) for f in fields() if f.name not in sw.PER_RUN_FIELDS}
-    given = [k for k, v in options.items() if v is not None]
+    options = codec.given(args, skip=PER_RUN_FIELDS)
+    given = list(options)
     if sw.is_sweep(args.target):
         s = sw.load(args.target)
         asked = given + [k for k in ("estimators", "seeds", "seed_list", "sweep_dir", "name")
@@ -192,7 +152,7 @@ def _comparison(args: argparse.Namespace):
                    reps=args.reps, seed=args.bootstrap_seed)
 
 
-def _compare(args: argparse.Namespace) -> int:
+def run_compare(args: argparse.Namespace) -> int:
     cmp = _comparison(args)
     out = Path(args.out) if args.out else _out_dir(args.paths)
     written = cmp.write(out, figure=not args.no_figure)
@@ -208,7 +168,7 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
+def run_report(args: argparse.Namespace) -> int:
     from . import report
 
     if args.video_seconds <= 0:
@@ -222,16 +182,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _video(args: argparse.Namespace) -> int:
-    from .video import RenderError, make_video
+def run_video(args: argparse.Namespace) -> int:
+    from .video import make_video
 
-    try:
-        v = make_video(args.run, args.out, episodes=args.episodes, width=args.width, height=args.height,
-                       fps=args.fps, gif=args.gif, max_steps=args.max_steps, which=args.checkpoint, seed=args.seed,
-                       deterministic=not args.stochastic)
-    except RenderError as e:
-        print(f"robopg: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+    v = make_video(args.run, args.out, episodes=args.episodes, width=args.width, height=args.height,
+                   fps=args.fps, gif=args.gif, max_steps=args.max_steps, which=args.checkpoint, seed=args.seed,
+                   deterministic=not args.stochastic)
     print(f"video written to {v.path} ({v.frames} frames, {v.width}x{v.height}, {v.fps:.0f} fps; episode returns "
           + ", ".join(f"{r:.1f}" for r in v.returns) + ")")
     return 0

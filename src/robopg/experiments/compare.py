@@ -1,6 +1,6 @@
 """``robopg compare``: learning curves with bootstrap bands, and a table of final return (IQM with stratified
 bootstrap intervals), area under the curve and steps to a threshold, for the arms of a sweep or any runs
-of one environment. See ``runs`` for how each run's numbers are defined and ``aggregate`` for the
+of one environment. See ``runs`` for how each run's numbers are defined and ``robopg.stats`` for the
 statistics.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import aggregate
+from .. import stats
 from .runs import NOT_SETTINGS, CompareError, Expected, RunData, check_one_env, discover, group
 
 GRID_POINTS = 200
@@ -27,8 +27,8 @@ class ArmResult:
     runs: list[RunData]
     included: list[RunData]           # the runs in the statistics
     missing: list[Expected]           # runs the sweep asks for that have no folder yet
-    final: aggregate.Interval | None = None
-    auc: aggregate.Interval | None = None
+    final: stats.Interval | None = None
+    auc: stats.Interval | None = None
     to_threshold: list[int | None] = field(default_factory=list)  # per included run
     wall_s: float | None = None       # mean wall-clock seconds of the included runs
 
@@ -195,7 +195,7 @@ class Comparison:
             top = max(float(x[-1]) for x in xs)
             grid = np.linspace(0.0, top, GRID_POINTS)
             curves = np.array([_on_grid(x, r.smoothed(self.smooth), grid) for x, r in zip(xs, runs)])
-            mean, low, high = aggregate.curve_band(curves, self.reps, seed=self.seed)
+            mean, low, high = stats.curve_band(curves, self.reps, seed=self.seed)
             ax.plot(grid, mean, color=color, label=f"{arm.label} (n={len(runs)})")
             if len(runs) > 1:
                 ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0)
@@ -248,7 +248,7 @@ def _json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} as JSON")
 
 
-def _fmt_interval(iv: aggregate.Interval | None) -> str:
+def _fmt_interval(iv: stats.Interval | None) -> str:
     if iv is None:
         return "—"
     if iv.low is None:
@@ -296,9 +296,9 @@ def compare(paths: list[str | Path], threshold: float | None = None, smooth: int
         included = [r for r in rs if r.status == "complete" or (include_partial and r.status == "partial")]
         a = ArmResult(label, rs, included, missing)
         if included:
-            a.final = aggregate.interval([np.array([r.final_return() for r in included])], aggregate.iqm,
+            a.final = stats.interval([np.array([r.final_return() for r in included])], stats.iqm,
                                          reps, seed=seed)
-            a.auc = aggregate.interval([np.array([r.auc() for r in included])], aggregate.iqm, reps, seed=seed)
+            a.auc = stats.interval([np.array([r.auc() for r in included])], stats.iqm, reps, seed=seed)
             if threshold is not None:
                 a.to_threshold = [r.steps_to(threshold, smooth) for r in included]
             a.wall_s = float(np.mean([r.last_wall for r in included]))

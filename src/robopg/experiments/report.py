@@ -115,9 +115,9 @@ def video_section(cmp: Comparison, video: bool, seconds: float, width: int, heig
             f"deterministically.")
     if not video:
         return head + " Video left out (--no-video).</p>", None
-    from ..checkpoint import CheckpointError
     from ..config import ConfigError
-    from .video import RenderError, make_video
+    from ..errors import CheckpointError, RenderError
+    from .video import make_video
 
     with tempfile.TemporaryDirectory() as tmp:
         try:

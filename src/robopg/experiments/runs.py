@@ -25,14 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import BASELINES, ESTIMATORS, Config, ConfigError
+from ..config import BASELINES, ESTIMATORS, Config, ConfigError, names
 from ..metrics import read_csv
 from . import sweep as sweep_mod
 
 FINAL_FRACTION = 0.1
 # Settings that do not change what a run learns: runs differing only in these belong to the same arm.
-NOT_SETTINGS = {"seed", "run_dir", "name", "log_every", "checkpoint_every", "tensorboard", "torch_threads",
-                "env_threads", "vectorization"}
+NOT_SETTINGS = set(names("run", "runtime"))
 
 
 class CompareError(ConfigError):

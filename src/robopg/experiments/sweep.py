@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, fields, parse_estimator_spec
+from .. import codec
+from ..config import ConfigError, names, parse_estimator_spec
 from ..presets import make_config
 
 MANIFEST = "sweep.json"
@@ -31,7 +32,7 @@ LOCK = "sweep.lock"
 FORMAT = "robopg-sweep"
 VERSION = 1
 # Set per arm or per run by the sweep itself, so they cannot be shared options.
-PER_RUN_FIELDS = ("env_id", "estimator", "baseline", "seed", "run_dir", "name")
+PER_RUN_FIELDS = names("env", "run", "arm")
 
 
 class SweepError(ConfigError):
@@ -126,39 +127,27 @@ def load(path: str | Path) -> Sweep:
 # --- planning ---------------------------------------------------------------------------------------------
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     """``["lr=3e-4,1e-3", "gamma=0.98,0.99"]`` -> ``{"lr": [0.0003, 0.001], "gamma": [0.98, 0.99]}``."""
-    types = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in fields()}
+    sweepable = names("setting", "runtime")
     grid: dict[str, list[Any]] = {}
     for item in items:
         key, sep, values = item.partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
         if not sep or not values.strip():
             raise SweepError(f"--grid: cannot read {item!r}; write OPTION=V1,V2 (e.g. lr=3e-4,1e-3)")
-        if key not in types or key in PER_RUN_FIELDS:
+        if key not in sweepable:
             hint = " (use --estimators for estimator/baseline, --seeds for seeds)" if key in PER_RUN_FIELDS else ""
             raise SweepError(f"--grid: {key!r} is not an option that can be swept{hint}")
         if key in grid:
             raise SweepError(f"--grid: {key} is given twice")
-        grid[key] = [_parse_value(key, types[key], v.strip()) for v in values.split(",")]
+        grid[key] = [_parse_value(key, v.strip()) for v in values.split(",")]
     return grid
 
 
-def _parse_value(key: str, typ: str, text: str) -> Any:
+def _parse_value(key: str, text: str) -> Any:
     try:
-        if typ == "int":
-            return int(text)
-        if typ == "float":
-            return float(text)
-        if typ == "bool":
-            if text.lower() in ("true", "1", "yes"):
-                return True
-            if text.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError(text)
-        if typ == "list":
-            return [int(x) for x in text.split("x")]
-        return text
-    except ValueError:
-        raise SweepError(f"--grid: {key}={text!r} is not a valid {typ}") from None
+        return codec.parse_value(key, text)
+    except ConfigError as e:
+        raise SweepError(f"--grid: {key}={text!r}: {str(e).partition(': ')[2]}") from None
 
 
 def plan(env_id: str, estimators: list[str], seeds: list[int], options: dict[str, Any],
@@ -208,20 +197,6 @@ def default_path(env_id: str) -> Path:
     return Path("runs") / env_id / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train_args(values: dict[str, Any]) -> list[str]:
-    """Config values as ``robopg train`` options (the inverse of cli's option generation)."""
-    args: list[str] = []
-    for key, v in values.items():
-        opt = "--" + key.replace("_", "-")
-        if isinstance(v, bool):
-            args.append(opt if v else "--no-" + key.replace("_", "-"))
-        elif isinstance(v, list):
-            args += [opt, *map(str, v)]
-        else:
-            args += [opt, repr(v) if isinstance(v, float) else str(v)]
-    return args
-
-
 # --- the state of each run --------------------------------------------------------------------------------
 @dataclass
 class RunState:
@@ -236,7 +211,8 @@ def run_state(run_dir: Path, budget: int) -> RunState:
     ckpt = run_dir / "checkpoints" / "latest.pt"
     if not ckpt.is_file():
         return RunState("restart", "it never wrote a checkpoint")
-    from ..checkpoint import CheckpointError, load
+    from ..checkpoint import load
+    from ..errors import CheckpointError
 
     try:
         data = load(ckpt)
@@ -255,7 +231,7 @@ def command_for(sweep: Sweep, arm: Arm, seed: int, state: RunState) -> list[str]
     if state.action == "resume":
         return base + ["resume", str(run_dir)]
     values = {**sweep.options, **arm.settings, "seed": seed, "run_dir": str(run_dir)}
-    cmd = base + ["train", sweep.env_id] + train_args(values)
+    cmd = base + ["train", sweep.env_id] + codec.to_argv(values)
     return cmd + (["--overwrite"] if state.action == "restart" else [])
 
 
@@ -358,15 +334,9 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
     if jobs < 1:
         raise SweepError(f"--jobs: must be at least 1, got {jobs}")
     say = say or (lambda msg: print(msg, flush=True))
-    sweep.path.mkdir(parents=True, exist_ok=True)
-    _check_lock(sweep)
-    _write_lock(sweep, [])
-    if not is_sweep(sweep.path):
-        sweep.save()
-    (sweep.path / "logs").mkdir(exist_ok=True)
+    _prepare(sweep)
     running: list[_Job] = []
     signals_seen = 0
-
     forwarded = 0  # how many of the signals seen were passed on to the children
 
     def on_signal(signum, frame):
@@ -377,17 +347,7 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = SweepResult(sweep)
-        pending: deque[_Job] = deque()
-        for arm, seed, run_dir in sweep.runs():
-            state = run_state(run_dir, sweep.steps)
-            log = sweep.path / "logs" / f"{arm.dir}-s{seed}.log"
-            if state.action == "done":
-                result.outcomes.append(Outcome(arm.label, seed, run_dir, "done", f"{state.env_steps} steps", log))
-            elif state.action == "broken":
-                result.outcomes.append(Outcome(arm.label, seed, run_dir, "broken", state.detail, log))
-                say(f"{arm.label} s{seed}: cannot continue: {state.detail}")
-            else:
-                pending.append(_Job(arm, seed, run_dir, state, log))
+        pending = _jobs_to_run(sweep, result, say)
         total = len(sweep.runs())
         done = result.count("done")
         say(f"sweep {sweep.path}: {sweep.env_id}, {len(sweep.arms)} arms x {len(sweep.seeds)} seeds = {total} runs "
@@ -395,20 +355,9 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
         while pending or running:
             while pending and len(running) < jobs and not signals_seen:
                 job = pending.popleft()
-                cmd = command(sweep, job.arm, job.seed, job.state)
-                with open(job.log, "a") as f:
-                    f.write(f"=== {_dt.datetime.now().isoformat(timespec='seconds')}  {' '.join(cmd)}\n")
-                    # A new session: a Ctrl-C in the terminal reaches only the sweep, which forwards one
-                    # SIGTERM. Reaching the children too would be a second signal, stopping them without
-                    # their final checkpoint.
-                    job.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env(),
-                                                start_new_session=True)
-                job.started = time.monotonic()
+                _start(job, command(sweep, job.arm, job.seed, job.state), say)
                 running.append(job)
                 _write_lock(sweep, running)
-                how = {"train": "started", "restart": "started again (it never wrote a checkpoint)",
-                       "resume": f"resumed {job.state.detail}"}[job.state.action]
-                say(f"{job.arm.label} s{job.seed}: {how}")
             time.sleep(poll_s)
             if signals_seen > forwarded:
                 if not forwarded:
@@ -427,10 +376,7 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        for job in running:  # only on an exception in this loop: do not leave orphans behind
-            if job.proc.poll() is None:
-                job.proc.terminate()
-                job.proc.wait()
+        _stop(running)  # only on an exception in this loop: do not leave orphans behind
         (sweep.path / LOCK).unlink(missing_ok=True)
     result.interrupted = signals_seen > 0
     for job in pending:
@@ -438,6 +384,51 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
                                        job.log))
     _summary(result, say)
     return result
+
+
+def _prepare(sweep: Sweep) -> None:
+    sweep.path.mkdir(parents=True, exist_ok=True)
+    _check_lock(sweep)
+    _write_lock(sweep, [])
+    if not is_sweep(sweep.path):
+        sweep.save()
+    (sweep.path / "logs").mkdir(exist_ok=True)
+
+
+def _stop(running: list[_Job]) -> None:
+    for job in running:
+        if job.proc.poll() is None:
+            job.proc.terminate()
+            job.proc.wait()
+
+
+def _jobs_to_run(sweep: Sweep, result: SweepResult, say: Callable[[str], None]) -> deque[_Job]:
+    """The runs still to train or resume; those finished or broken go straight into ``result``."""
+    pending: deque[_Job] = deque()
+    for arm, seed, run_dir in sweep.runs():
+        state = run_state(run_dir, sweep.steps)
+        log = sweep.path / "logs" / f"{arm.dir}-s{seed}.log"
+        if state.action == "done":
+            result.outcomes.append(Outcome(arm.label, seed, run_dir, "done", f"{state.env_steps} steps", log))
+        elif state.action == "broken":
+            result.outcomes.append(Outcome(arm.label, seed, run_dir, "broken", state.detail, log))
+            say(f"{arm.label} s{seed}: cannot continue: {state.detail}")
+        else:
+            pending.append(_Job(arm, seed, run_dir, state, log))
+    return pending
+
+
+def _start(job: _Job, cmd: list[str], say: Callable[[str], None]) -> None:
+    with open(job.log, "a") as f:
+        f.write(f"=== {_dt.datetime.now().isoformat(timespec='seconds')}  {' '.join(cmd)}\n")
+        # A new session: a Ctrl-C in the terminal reaches only the sweep, which forwards one SIGTERM. Reaching
+        # the children too would be a second signal, stopping them without their final checkpoint.
+        job.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env(),
+                                    start_new_session=True)
+    job.started = time.monotonic()
+    how = {"train": "started", "restart": "started again (it never wrote a checkpoint)",
+           "resume": f"resumed {job.state.detail}"}[job.state.action]
+    say(f"{job.arm.label} s{job.seed}: {how}")
 
 
 def _finish(job: _Job, stopping: bool, budget: int, say: Callable[[str], None]) -> Outcome:

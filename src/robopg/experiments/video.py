@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, ConfigError
+from ..config import Config
+from ..errors import ConfigError, RenderError
 
 BACKENDS = ("egl", "osmesa")
 # What provides each backend on Debian/Ubuntu (EGL with Mesa's software llvmpipe needs no GPU).
@@ -28,10 +29,6 @@ _PROBE = ("import mujoco\n"
           "r.update_scene(mujoco.MjData(m))\n"
           "r.render()\n"
           "r.close()\n")
-
-
-class RenderError(RuntimeError):
-    """No way to render here; the message names what to install."""
 
 
 def _probe(backend: str) -> str | None:

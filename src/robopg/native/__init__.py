@@ -6,6 +6,7 @@ and time limits as Gymnasium's v5 classes; ``tests/test_native.py`` checks the e
 
 from __future__ import annotations
 
+from ..errors import EnvError
 from .tasks import TASKS
 from .vector_env import NativeVectorEnv, available_cores
 
@@ -17,8 +18,6 @@ def make_native_vector_env(env_id: str, num_envs: int, threads: int = 0,
     """A native vector env for ``env_id`` (one of ``SUPPORTED_IDS``); ``threads=0`` uses every core
     available to this process; ``max_episode_steps`` overrides the registered time limit, as in
     ``gym.make``."""
-    from ..envs import EnvError
-
     if env_id not in TASKS:
         raise EnvError(f"the native backend does not support {env_id}; it supports {', '.join(SUPPORTED_IDS)} "
                        "(use --env-backend gymnasium)")

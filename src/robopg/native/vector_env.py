@@ -20,7 +20,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from mujoco.batch import Batch
 
-from ..envs import EnvError
+from ..errors import EnvError
 from .tasks import POST_CONSTRAINT, Fields, Task
 
 ASSETS = Path(gym.__file__).parent / "envs" / "mujoco" / "assets"

@@ -1,0 +1,19 @@
+"""Update rules: how a rollout's weights Psi turn into a parameter step. One module per rule.
+
+Each is an object with ``update(rollout, iteration, progress) -> dict of floats``, ``modules()``,
+``state_dict()`` and ``load_state_dict()``; the runner (``robopg.trainer``) only samples, calls ``update``,
+logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+from .policy_gradient import PolicyGradient
+
+ALGORITHMS = {"pg": PolicyGradient}
+
+
+def make_algorithm(config, policy, num_envs: int):
+    return ALGORITHMS[getattr(config, "algorithm", "pg")](config, policy, num_envs)
+
+
+__all__ = ["ALGORITHMS", "PolicyGradient", "make_algorithm"]

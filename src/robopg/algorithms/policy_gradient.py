@@ -1,0 +1,120 @@
+"""The seed's update rule: one step along the policy-gradient estimate E[sum_t grad log pi(a_t|s_t) Psi_t],
+then a value-function fit.
+
+    weights  = compute_weights(rollout)                 Psi_t: estimator, baseline, normalisation
+    loss     = -mean(log pi * Psi) - c_H * entropy       (optimal baseline: a linear surrogate, same gradient)
+    optimizer.step() on the clipped gradient; fit V to the targets; update the observation normaliser
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import torch
+
+from .. import losses
+from ..errors import NonFiniteError
+from ..gradients import chunk_gradient_stats, optimal_baseline_gradient, per_step_scores
+from ..normalization import RewardScaler
+from ..policies import Policy, ValueFunction
+from ..sampler import Rollout
+from ..value_fit import ValueFit
+from .weights import Weights, compute_weights, episode_ids
+
+
+class PolicyGradient:
+    """``update(rollout, iteration, progress) -> stats``; ``state_dict`` / ``load_state_dict`` hold everything
+    the update carries between iterations (optimisers, value function, reward statistics)."""
+
+    name = "pg"
+
+    def __init__(self, config, policy: Policy, num_envs: int):
+        c = self.config = config
+        self.policy = policy
+        # fused: one kernel for all parameters; for these small networks Adam's per-tensor dispatch
+        # otherwise costs more than the arithmetic (0.95 -> 0.23 ms per step, measured).
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=c.lr, fused=True)
+        self.value_fit = None
+        if c.baseline == "value":
+            value = ValueFunction(policy.normalizer, list(c.hidden_sizes), c.activation)
+            self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches)
+        self.value = self.value_fit.value if self.value_fit else None
+        self.reward_scaler = RewardScaler(num_envs, c.gamma) if c.normalize_rewards else None
+
+    def update(self, rollout: Rollout, iteration: int, progress: float) -> dict[str, float]:
+        """One iteration's update from ``rollout``; ``progress`` is the share of the step budget used before it."""
+        self._anneal(progress)
+        w = compute_weights(self.config, rollout, self.value, self.reward_scaler)
+        stats = self._policy_step(rollout, w, iteration)
+        if self.value_fit is not None:
+            try:
+                stats.update(self.value_fit.fit(w.obs, w.targets, w.old_values))
+            except NonFiniteError as e:
+                raise NonFiniteError(f"{e} at iteration {iteration}") from None
+        # After the update, so the batch's log-probs were those of the policy that sampled it.
+        self.policy.normalizer.update(rollout.obs[rollout.mask])
+        return stats
+
+    def _anneal(self, progress: float) -> None:
+        c = self.config
+        frac = 1.0 - progress if c.lr_schedule == "linear" else 1.0
+        for g in self.optimizer.param_groups:
+            g["lr"] = c.lr * max(frac, 0.0)
+
+    def _policy_step(self, rollout: Rollout, w: Weights, iteration: int) -> dict[str, float]:
+        c = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        log_prob, entropy = self.policy.log_prob_entropy(w.obs, w.actions)
+        loss = losses.policy_gradient_loss(log_prob, w.psi) - c.entropy_coef * entropy.mean()
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"non-finite policy loss ({loss.item()}) at iteration {iteration}")
+        grad_stats = {}
+        if c.log_grad_stats and iteration % c.log_grad_stats == 0:
+            grad_stats = self._grad_stats(rollout, w)
+        objective = loss
+        if c.baseline == "optimal":
+            objective = self._optimal_baseline_surrogate(rollout, w) - c.entropy_coef * entropy.mean()
+        objective.backward()
+        params = [p for p in self.policy.parameters() if p.grad is not None]
+        max_norm = c.max_grad_norm if c.max_grad_norm > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if not math.isfinite(grad_norm):
+            raise NonFiniteError(f"non-finite policy gradient at iteration {iteration}")
+        self.optimizer.step()
+        return {"policy_loss": loss.item(), "entropy": entropy.mean().item(), "grad_norm": grad_norm,
+                "lr": self.optimizer.param_groups[0]["lr"], **grad_stats}
+
+    def _optimal_baseline_surrogate(self, rollout: Rollout, w: Weights) -> torch.Tensor:
+        """A loss whose gradient is the estimate with the optimal per-parameter baseline (Greensmith et al.,
+        2004): each parameter has its own baseline, so no single weighted log-likelihood has that gradient."""
+        scores = per_step_scores(self.policy, w.obs, w.actions)
+        g = optimal_baseline_gradient(scores, w.psi, torch.as_tensor(episode_ids(rollout))) / w.psi.shape[0]
+        return losses.linear_surrogate(list(self.policy.parameters()), g)
+
+    def _grad_stats(self, rollout: Rollout, w: Weights) -> dict[str, float]:
+        num_chunks = min(8, rollout.mask.shape[1])
+        env_of_step = np.broadcast_to(np.arange(rollout.mask.shape[1]), rollout.mask.shape)[rollout.mask]
+        return chunk_gradient_stats(self.policy, w.obs, w.actions, w.psi, torch.as_tensor(env_of_step % num_chunks),
+                                    num_chunks)
+
+    # --- what carries over between iterations --------------------------------------------------------
+    def modules(self) -> list[torch.nn.Module]:
+        """The trained modules, whose parameters the runner checks are finite."""
+        return [self.policy] + ([self.value] if self.value is not None else [])
+
+    def state_dict(self) -> dict:
+        state = {"optimizer": self.optimizer.state_dict()}
+        if self.value_fit is not None:
+            state.update(self.value_fit.state_dict())
+        if self.reward_scaler is not None:
+            state["reward_scaler"] = pickle.dumps(self.reward_scaler.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.value_fit is not None:
+            self.value_fit.load_state_dict(state)
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(pickle.loads(state["reward_scaler"]))

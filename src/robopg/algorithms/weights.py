@@ -1,0 +1,52 @@
+"""From a rollout to what every update rule consumes: the policy's batch (observations and actions of the
+steps that hold a transition) and the weights Psi_t, with the value targets when a value function exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import estimators
+from ..normalization import RewardScaler
+from ..policies import ValueFunction
+from ..sampler import Rollout
+
+
+@dataclass
+class Weights:
+    """Tensors over the n masked steps of a rollout, in the rollout's [T, N] order."""
+
+    obs: torch.Tensor               # [n, obs_dim]
+    actions: torch.Tensor           # [n, act_dim] or [n]
+    psi: torch.Tensor               # [n] float32: the weights of the policy gradient
+    targets: torch.Tensor | None    # [n] float32: the value function's regression targets
+    old_values: torch.Tensor | None  # [n] float32: V(s_t) before this update (for explained variance)
+
+
+def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
+                    reward_scaler: RewardScaler | None) -> Weights:
+    """Psi_t as ``config.estimator`` and ``config.baseline`` say, then normalised if asked."""
+    c, m = config, rollout.mask
+    rewards = rollout.rewards
+    if reward_scaler is not None:
+        rewards = reward_scaler.scale(rollout.rewards, rollout.terminated, rollout.truncated, m)
+    values = next_values = None
+    if value is not None:
+        with torch.no_grad():
+            values = value(torch.as_tensor(rollout.obs)).double().numpy()
+            next_values = value(torch.as_tensor(rollout.next_obs)).double().numpy()
+    psi, targets = estimators.weights(c.estimator, c.baseline, rewards, rollout.terminated, rollout.truncated, m,
+                                      c.gamma, c.lam, values, next_values)
+    if c.normalize_advantages:
+        psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
+    return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
+                   torch.as_tensor(psi[m], dtype=torch.float32),
+                   None if targets is None else torch.as_tensor(targets[m], dtype=torch.float32),
+                   None if values is None else torch.as_tensor(values[m], dtype=torch.float32))
+
+
+def episode_ids(rollout: Rollout) -> np.ndarray:
+    """[n]: the index of the episode each masked step belongs to."""
+    return estimators.episode_ids(rollout.terminated, rollout.truncated)[rollout.mask]

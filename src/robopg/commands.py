@@ -1,0 +1,157 @@
+"""The ``train``, ``resume``, ``eval`` and ``variance`` subcommands: each an ``add_arguments(parser)`` and a
+``run(args) -> exit code``. Only the config, the codec and the presets are imported to build the parser, so
+``robopg --help`` stays fast; a command imports torch when it runs, after the checks that need none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import codec
+from .config import ConfigError, parse_estimator_spec
+from .presets import PRESETS
+
+# --- train ----------------------------------------------------------------------------------------------
+TRAIN_DESCRIPTION = ("Train a policy. Known robots start from a tuned preset (" + ", ".join(PRESETS) + "); any "
+                     "other Gymnasium id uses the general defaults. Options override either.")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("env_id", help="Gymnasium environment id, e.g. Hopper-v5 or CartPole-v1")
+    codec.add_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --run-dir")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .presets import make_config
+
+    config = make_config(args.env_id, **codec.given(args, skip=("env_id",)))
+    config.validate()  # before torch is imported: a typo is answered at once
+    from .api import train
+
+    _report(train(config, overwrite=args.overwrite))
+    return 0
+
+
+# --- resume ---------------------------------------------------------------------------------------------
+RESUME_DESCRIPTION = ("Continue a run from its checkpoints/latest.pt. It reaches the same numbers as a run that "
+                      "was never interrupted.")
+
+
+def add_resume_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="the run directory")
+    p.add_argument("--steps", type=codec.parse_int, default=None, help="a new total step budget (to train longer)")
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from .api import resume
+
+    _report(resume(args.run, steps=args.steps))
+    return 0
+
+
+def _report(run) -> None:
+    print(f"run written to {run.run_dir}  ({run.iterations} iterations, {run.env_steps} env steps, "
+          f"last mean return {run.final_return:.1f})")
+    print(f"  evaluate: robopg eval {run.run_dir} --episodes 10")
+
+
+# --- eval -----------------------------------------------------------------------------------------------
+EVAL_DESCRIPTION = "Run the trained policy for complete episodes and report its return."
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run directory (runs/<env>/<name>) or a checkpoint file")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
+    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                   help="which checkpoint of a run directory: the final policy or the best seen in training")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mean/argmax")
+    p.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation episodes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .api import evaluate, load
+
+    policy = load(args.run, which=args.checkpoint)
+    result = evaluate(policy, policy.config.env_id, args.episodes, seed=args.seed, deterministic=not args.stochastic)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{policy.config.env_id}: mean return {result['mean_return']:.1f} "
+              f"± {result['std_return']:.1f} over {result['episodes']} episodes")
+    return 0
+
+
+# --- variance -------------------------------------------------------------------------------------------
+VARIANCE_DESCRIPTION = (
+    "Sample batches of whole episodes and compute every listed estimator on the same batches (paired): bias "
+    "against the true gradient (exact, or a reference from independent batches), total and per-layer variance, "
+    "cosine similarity, signal-to-noise ratio, and cost, at several batch sizes. Prints a table; writes CSV, "
+    "JSON and a figure.")
+DEFAULT_ESTIMATORS = "reinforce,rtg,rtg+mean,rtg+value,gae,rtg+optimal"
+EXACT_PROBLEMS = ("chain", "gridworld", "random", "lqr")
+
+
+def add_variance_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="exact:chain | exact:gridworld | exact:random | exact:lqr (add -H<steps> for "
+                                  "the time-limited variant), a Gymnasium id (an initial policy), a run "
+                                  "directory or a checkpoint file (a trained policy)")
+    p.add_argument("--estimators", default=DEFAULT_ESTIMATORS,
+                   help=f"comma list of ESTIMATOR[+BASELINE] (default: {DEFAULT_ESTIMATORS})")
+    p.add_argument("--batches", type=int, default=50, help="independent batches (estimates) per estimator")
+    p.add_argument("--batch-size", type=codec.parse_int, default=5000,
+                   help="steps per batch (whole episodes, at least this)")
+    p.add_argument("--batch-sizes", default=None,
+                   help="comma list of smaller batch sizes, measured by splitting each batch "
+                        "(default: a quarter and a half of --batch-size)")
+    # gamma 1 by default: every estimator then targets the gradient of the undiscounted return.
+    codec.add_options(p, names=("gamma", "lam", "seed", "env_backend"),
+                      defaults={"gamma": 1.0, "lam": 0.95, "seed": 0, "env_backend": "auto"})
+    p.add_argument("--reference-batches", type=int, default=None,
+                   help="independent batches for the reference gradient where none is exact (default 2x --batches)")
+    p.add_argument("--value-batches", type=int, default=10,
+                   help="independent batches to fit the value baseline on before measuring (robots)")
+    p.add_argument("--out", default=None, help="output folder (default runs/variance/<target>-<time>)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+
+
+def _check_variance_args(args) -> tuple[list[str], list[int]]:
+    names = [s for s in args.estimators.split(",") if s.strip()]
+    for name in names:
+        parse_estimator_spec(name)
+    try:
+        sizes = ([codec.parse_int(x) for x in args.batch_sizes.split(",") if x.strip()] if args.batch_sizes
+                 else [max(1, args.batch_size // 4), max(1, args.batch_size // 2)])
+    except ValueError as e:
+        raise ConfigError(f"--batch-sizes: {e}") from e
+    if not 0.0 <= args.gamma <= 1.0:
+        raise ConfigError(f"--gamma: must be in [0, 1], got {args.gamma}")
+    if args.batches < 2:
+        raise ConfigError("--batches: at least 2 batches are needed to measure a variance")
+    if args.target.startswith("exact:") and args.target[6:].partition("-H")[0] not in EXACT_PROBLEMS:
+        raise ConfigError(f"unknown exact problem {args.target!r}: use "
+                          f"{', '.join('exact:' + p for p in EXACT_PROBLEMS)}, optionally with -H<steps> for the "
+                          "time-limited variant")
+    return names, sizes
+
+
+def run_variance(args: argparse.Namespace) -> int:
+    import time
+
+    names, sizes = _check_variance_args(args)  # before torch is imported
+    from .diagnostics import measure, write_outputs
+
+    result = measure(args.target, names, batches=args.batches, batch_size=args.batch_size, batch_sizes=sizes,
+                     gamma=args.gamma, lam=args.lam, seed=args.seed, reference_batches=args.reference_batches,
+                     value_batches=args.value_batches, backend=args.env_backend)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.target.replace("exact:", "exact-"))
+    out = args.out or f"runs/variance/{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    files = write_outputs(result, out)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(result.table())
+        print(f"written: {', '.join(str(f) for f in files)}")
+    return 0

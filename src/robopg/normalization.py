@@ -1,0 +1,115 @@
+"""Running normalisation: observations (inside the policy, so checkpoints are complete) and rewards (by the
+running std of the discounted return). Both keep their statistics with one merge, ``merge_moments``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def merge_moments(mean, var, count, batch_mean, batch_var, n):
+    """Mean, variance and count of two samples' union from each one's (Chan et al.'s parallel update).
+
+    Works on floats and on tensors alike, with the same operations in the same order, so the observation
+    normaliser (float64 tensors) and the reward scaler (floats) share one formula.
+    """
+    delta = batch_mean - mean
+    total = count + n
+    new_mean = mean + delta * n / total
+    m2 = var * count + batch_var * n + delta ** 2 * count * n / total
+    return new_mean, m2 / total, total
+
+
+class ObsNormalizer(nn.Module):
+    """Running mean and variance of observations, applied as (obs - mean) / std clipped to +-clip.
+
+    Statistics change only through ``update`` (called after each policy update), never while sampling, so
+    a batch's log-probabilities are those of the policy that produced it. They are kept in float64; the
+    shift and scale applied to observations are cached in the module's compute dtype and device (float32
+    unless the module is moved with ``.to()``/``.double()``), recomputed whenever the statistics or the
+    dtype change.
+    """
+
+    def __init__(self, dim: int, enabled: bool = True, clip: float = 10.0):
+        super().__init__()
+        self.enabled = enabled
+        self.clip = clip
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+        self._dtype, self._device = torch.float32, self.mean.device
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._shift = self.mean.to(self._device, self._dtype)
+        self._scale = (1.0 / torch.sqrt(self.var + 1e-8)).to(self._device, self._dtype)
+
+    def _apply(self, fn, recurse=True):
+        # .to(), .double(), .float(), .cuda() go through here: move the cached constants with the module.
+        super()._apply(fn, recurse)
+        probe = fn(torch.zeros(0, dtype=self._dtype, device=self._device))
+        self._dtype, self._device = probe.dtype, probe.device
+        self._refresh()
+        return self
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh()
+
+    @torch.no_grad()
+    def update(self, obs: np.ndarray | torch.Tensor) -> None:
+        if not self.enabled:
+            return
+        x = torch.as_tensor(np.asarray(obs), dtype=torch.float64).reshape(-1, self.mean.numel())
+        mean, var, count = merge_moments(self.mean, self.var, self.count, x.mean(0), x.var(0, unbiased=False),
+                                         x.shape[0])
+        self.mean.copy_(mean)
+        self.var.copy_(var)
+        self.count.copy_(count)
+        self._refresh()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return obs
+        return ((obs - self._shift) * self._scale).clamp(-self.clip, self.clip)
+
+    def frozen(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``forward`` with the statistics as they are now, for the many calls of one sampled batch (the
+        fast path beside ``forward``, equal to it to the bit: ``tests/test_policies.py``)."""
+        if not self.enabled:
+            return lambda obs: obs
+        shift, scale, clip = self._shift, self._scale, self.clip
+        return lambda obs: ((obs - shift) * scale).clamp_(-clip, clip)
+
+
+class RewardScaler:
+    """Divides rewards by the running std of the discounted return (as SB3's VecNormalize does), so the
+    value function sees targets of order one whatever the robot's reward scale."""
+
+    def __init__(self, num_envs: int, gamma: float):
+        self.gamma = gamma
+        self.ret = np.zeros(num_envs)
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def scale(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+              mask: np.ndarray) -> np.ndarray:
+        """``rewards`` [T, N] divided by the running std, after updating it with this batch's returns."""
+        for t in range(rewards.shape[0]):
+            self.ret = self.ret * self.gamma + rewards[t]
+            valid = self.ret[mask[t]]
+            if valid.size:
+                self.mean, self.var, self.count = merge_moments(self.mean, self.var, self.count, valid.mean(),
+                                                                valid.var(), valid.size)
+            self.ret[terminated[t] | truncated[t]] = 0.0
+        return rewards / math.sqrt(self.var + 1e-8)
+
+    def state_dict(self) -> dict:
+        return {"ret": torch.as_tensor(self.ret), "mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.ret = s["ret"].numpy().copy()
+        self.mean, self.var, self.count = s["mean"], s["var"], s["count"]

@@ -1,0 +1,30 @@
+"""Policies (Gaussian for continuous joints, categorical for discrete actions) and the value function.
+
+The observation normaliser lives inside the policy (and is shared with the value function), so a
+checkpoint of the policy is complete: ``robopg.load(run).act(obs)`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from ..normalization import ObsNormalizer
+from .base import FrozenSampler, Policy
+from .categorical import CategoricalPolicy
+from .gaussian import GaussianPolicy
+from .spaces import check_spaces
+from .value import ValueFunction
+
+
+def make_policy(config, observation_space: gym.Space, action_space: gym.Space) -> Policy:
+    check_spaces(config.env_id, observation_space, action_space)
+    obs_dim = int(observation_space.shape[0])
+    if isinstance(action_space, gym.spaces.Box):
+        return GaussianPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
+                              config.init_log_std, config.normalize_observations)
+    return CategoricalPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
+                             config.normalize_observations)
+
+
+__all__ = ["CategoricalPolicy", "FrozenSampler", "GaussianPolicy", "ObsNormalizer", "Policy", "ValueFunction",
+           "check_spaces", "make_policy"]
