@@ -3,8 +3,11 @@
 The file maps a float32 observation to the action to send to the environment, with everything
 ``robopg.load(run).act(obs)`` does inside the graph: the observation normaliser (its statistics frozen as
 constants, normalised values clipped to +-clip), the network, and the clip to the action bounds (Gaussian)
-or the argmax plus ``action_space.start`` (categorical). It takes one observation ``[obs_dim]`` or any batch
-``[..., obs_dim]`` and returns ``[..., *action_shape]`` (float32) or ``[...]`` (int64).
+or the argmax plus ``action_space.start`` (categorical). The TorchScript file takes one observation
+``[obs_dim]`` or any batch ``[..., obs_dim]`` and returns ``[..., *action_shape]`` (float32) or ``[...]``
+(int64). The ONNX file takes a batch ``[batch, obs_dim]`` (any batch size, including 1): ONNX graph inputs
+have a fixed rank (onnx's checker rejects an input of unknown rank, and so do most runtimes), so one
+observation is passed as ``obs[None]``.
 
 ``--stochastic`` exports a graph that samples, from noise the caller passes (an input named ``noise``):
 standard normal noise of the action's shape for a Gaussian policy (``action = clip(mean + std * noise)``),
@@ -130,6 +133,9 @@ def export(run: str | Path, format: str, which: str = "latest", stochastic: bool
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
         model_path = tmp / FILES[format]
         with torch.no_grad():
             if format == "onnx":
@@ -296,8 +302,15 @@ def _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which,
                  "distribution": "uniform [0, 1)",
                  "use": "action = argmax(logits - log(-log(max(noise, 1e-20)))) + start (Gumbel-max)"}
         extra = {}
-    inputs = [{"name": "obs", "dtype": "float32", "shape": ["...", graph.obs_dim],
-               "note": "one observation [obs_dim] or a batch [..., obs_dim]; cast float64 observations to float32"}]
+    if format == "onnx":  # ONNX inputs have a fixed rank
+        batch = ["batch"]
+        note = "a batch [batch, obs_dim]: one observation is obs[None]; float64 observations cast to float32"
+    else:
+        batch = ["..."]
+        note = "one observation [obs_dim] or a batch [..., obs_dim]; float64 observations cast to float32"
+    inputs = [{"name": "obs", "dtype": "float32", "shape": [*batch, graph.obs_dim], "note": note}]
+    action["shape"] = [*batch, *action["shape"][1:]]
+    noise["shape"] = [*batch, graph.noise_dim]
     if stochastic:
         inputs.append(noise if format == "onnx" else {**noise, "optional": "None: drawn with torch's generator"})
     config_dict = config.to_dict()
