@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError, EnvError) as e:
         print(f"robopg: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a destination that cannot be written (permissions, a full disk): nothing was kept
+        print(f"robopg: error: cannot write the export: {e}", file=sys.stderr)
+        return 1
     kind = "stochastic (noise input)" if args.stochastic else "deterministic"
     print(f"exported {result['env_id']} policy ({args.format}, {kind}) to {result['out']}: "
           f"{result['file']}, policy.json; matches the checkpoint on {result['checked']} observations "
