@@ -111,6 +111,10 @@ def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, he
     mujoco = is_mujoco_env(env_id)
     if mujoco:
         find_gl_backend()
+    else:
+        # pygame (classic control) initialises its display even for rgb_array frames; headless, SDL prints
+        # an error while it looks for one. The dummy driver draws off-screen, which is all that is needed.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
         env = gym.make(env_id, render_mode="rgb_array", width=width, height=height) if mujoco else \
             gym.make(env_id, render_mode="rgb_array")
