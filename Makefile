@@ -12,7 +12,7 @@ $(BIN)/robopg: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev,ray]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,ray,export]'
 	touch $(BIN)/robopg
 
 demo: $(VENV)
@@ -26,7 +26,7 @@ test-fast: $(VENV)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(VENV)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks scripts examples
 
 # Benchmarks: a separate venv with the bench extra (SB3, EnvPool), so baselines never touch .venv.
 BVENV := .venv-bench

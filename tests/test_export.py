@@ -17,6 +17,7 @@ import pytest
 
 import robopg
 from robopg import export as robopg_export
+from robopg.cli import main as robopg_main
 
 from .conftest import ROOT, tiny
 
@@ -53,7 +54,7 @@ def observations(policy, n=N_OBS, seed=0):
 
 
 def export_main(capsys, *args):
-    code = robopg_export.main([str(a) for a in args])
+    code = robopg_main(["export", *map(str, args)])
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -44,6 +44,7 @@ class Command:
 
 def commands() -> list[Command]:
     from . import commands as core
+    from . import export
     from .experiments import commands as exp
 
     return [
@@ -62,6 +63,8 @@ def commands() -> list[Command]:
                 exp.add_report_arguments, exp.run_report),
         Command("video", "MP4 (or GIF) of a trained policy, rendered headless", exp.VIDEO_DESCRIPTION,
                 exp.add_video_arguments, exp.run_video),
+        Command("export", "write a trained policy as ONNX or TorchScript, ready to deploy", export.DESCRIPTION,
+                export.add_arguments, export.run),
     ]
 
 

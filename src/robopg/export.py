@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
+from .errors import ConfigError
 
 FORMATS = ("onnx", "torchscript")
 FILES = {"onnx": "policy.onnx", "torchscript": "policy.pt"}
@@ -68,15 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``robopg export``: 0 when written, 2 (one line on stderr) for bad input or a missing extra."""
-    from .checkpoint import CheckpointError
-    from .envs import EnvError
-
+    """``robopg export``: 0 when written; bad input and a missing extra raise (``robopg.cli`` exits 2 with one
+    line); 1 for a destination that cannot be written."""
     try:
         result = export(args.run, args.format, which=args.checkpoint, stochastic=args.stochastic, out=args.out)
-    except (ConfigError, CheckpointError, EnvError) as e:
-        print(f"robopg: error: {e}", file=sys.stderr)
-        return 2
     except OSError as e:  # a destination that cannot be written (permissions, a full disk): nothing was kept
         print(f"robopg: error: cannot write the export: {e}", file=sys.stderr)
         return 1
@@ -87,12 +82,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="robopg export",
-                                     description="Export a trained policy as ONNX or TorchScript with its "
-                                                 "observation normaliser and action clipping inside.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+DESCRIPTION = ("Export a trained policy as ONNX or TorchScript with its observation normaliser and action clipping "
+               "inside, and policy.json beside it (spaces, clip ranges, normaliser statistics, versions).")
 
 
 # --- the export -------------------------------------------------------------------------------------------
@@ -105,16 +96,7 @@ def export(run: str | Path, format: str, which: str = "latest", stochastic: bool
     if which not in ("latest", "best"):
         raise ExportError(f"--checkpoint: choose latest or best, not {which!r}")
     run = Path(run)
-    if not run.exists():
-        raise ExportError(f"{run} does not exist")
-    if run.is_dir() and not (run / "config.yaml").is_file():
-        raise ExportError(f"{run} is not a robopg run: it has no config.yaml")
-    if run.is_dir():
-        ckpt_path = run / "checkpoints" / f"{which}.pt"
-        out = Path(out) if out else run / "export"
-    else:
-        ckpt_path = run
-        out = Path(out) if out else run.with_name(run.stem + "-export")
+    ckpt_path, out = _paths(run, which, out)
     _check_destination(out)
     if format == "onnx":
         _require_onnx()
@@ -139,28 +121,44 @@ def export(run: str | Path, format: str, which: str = "latest", stochastic: bool
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
-        model_path = tmp / FILES[format]
         with torch.no_grad():
-            if format == "onnx":
-                _write_onnx(graph, model_path, info)
-                got = _run_onnx(model_path, obs, noise)
-            else:
-                _write_torchscript(graph, model_path, info)
-                got = _run_torchscript(model_path, obs, noise)
-        diff = _compare(policy, graph, obs, noise, expected, got)
-        if not diff <= TOLERANCE:
-            raise ExportError(f"the exported {format} policy does not match the checkpoint (max abs difference "
-                              f"{diff:.3g} > {TOLERANCE:g}); nothing was written")
+            diff = _write_verified(policy, graph, format, tmp / FILES[format], info, obs, noise, expected)
         info["verified"] = {"observations": int(len(obs)), "max_abs_diff": float(diff), "tolerance": TOLERANCE,
                             "reference": "robopg.load(run).act(obs, deterministic=True)" if not stochastic
                             else "the policy's own sampling formula with the same noise"}
-        info["model"]["sha256"] = hashlib.sha256(model_path.read_bytes()).hexdigest()
         (tmp / "policy.json").write_text(json.dumps(_finite(info), indent=2, allow_nan=False) + "\n")
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out": out, "file": FILES[format], "checked": len(obs), "max_abs_diff": diff, "env_id": config.env_id}
+
+
+def _paths(run: Path, which: str, out: str | Path | None) -> tuple[Path, Path]:
+    """The checkpoint to export and the directory to write, for a run directory or a checkpoint file."""
+    if not run.exists():
+        raise ExportError(f"{run} does not exist")
+    if run.is_dir() and not (run / "config.yaml").is_file():
+        raise ExportError(f"{run} is not a robopg run: it has no config.yaml")
+    if run.is_dir():
+        return run / "checkpoints" / f"{which}.pt", Path(out) if out else run / "export"
+    return run, Path(out) if out else run.with_name(run.stem + "-export")
+
+
+def _write_verified(policy, graph, format: str, model_path: Path, info: dict, obs, noise, expected) -> float:
+    """Write the model file, run it in its own runtime, and refuse it unless it matches the checkpoint."""
+    if format == "onnx":
+        _write_onnx(graph, model_path, info)
+        got = _run_onnx(model_path, obs, noise)
+    else:
+        _write_torchscript(graph, model_path, info)
+        got = _run_torchscript(model_path, obs, noise)
+    diff = _compare(policy, graph, obs, noise, expected, got)
+    if not diff <= TOLERANCE:
+        raise ExportError(f"the exported {format} policy does not match the checkpoint (max abs difference "
+                          f"{diff:.3g} > {TOLERANCE:g}); nothing was written")
+    info["model"]["sha256"] = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    return diff
 
 
 def _check_destination(out: Path) -> None:
@@ -209,12 +207,22 @@ def _require_onnx() -> None:
 # --- the graph ---------------------------------------------------------------------------------------------
 def _graph(policy, stochastic: bool):
     """A torch module on flat batches ``[N, obs_dim]`` (and noise ``[N, k]``) doing what ``act`` does."""
-    import copy
+    from .policies import CategoricalPolicy, GaussianPolicy
 
+    if isinstance(policy, GaussianPolicy):
+        graph = _gaussian_graph(policy, stochastic)
+    elif isinstance(policy, CategoricalPolicy):
+        graph = _categorical_graph(policy, stochastic)
+    else:
+        raise ExportError(f"cannot export a {type(policy).__name__}")
+    graph.obs_dim = int(policy.normalizer.mean.numel())
+    return graph.eval()
+
+
+def _core(policy, stochastic: bool):
+    """The part both graphs share: the observation normaliser, as ``ObsNormalizer.forward`` computes it."""
     import torch
     from torch import nn
-
-    from .policies import CategoricalPolicy, GaussianPolicy
 
     class Core(nn.Module):
         def __init__(self):
@@ -232,52 +240,62 @@ def _graph(policy, stochastic: bool):
                 obs = ((obs - self.obs_mean) * self.obs_inv_std).clamp(-self.clip, self.clip)
             return self.net(obs)
 
-    if isinstance(policy, GaussianPolicy):
-        class Gaussian(Core):
-            kind = "gaussian"
+    return Core
 
-            def __init__(self):
-                super().__init__()
-                self.net = copy.deepcopy(policy.mean_net)
-                self.register_buffer("std", policy.log_std.detach().exp().clone())
-                self.register_buffer("low", policy.low.detach().clone())
-                self.register_buffer("high", policy.high.detach().clone())
 
-            def forward(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-                a = self.features(obs)
-                if self.stochastic:
-                    eps = torch.randn_like(a) if noise is None else noise
-                    a = a + eps * self.std  # as GaussianPolicy.sample
-                return torch.min(torch.max(a, self.low), self.high)  # np.clip(a, low, high), as to_env
+def _gaussian_graph(policy, stochastic: bool):
+    import copy
 
-        graph = Gaussian()
-        graph.obs_dim = int(policy.normalizer.mean.numel())
-        graph.noise_dim = int(policy.log_std.numel())
-        graph.action_shape = [int(d) for d in policy.action_shape]
-    elif isinstance(policy, CategoricalPolicy):
-        class Categorical(Core):
-            kind = "categorical"
+    import torch
 
-            def __init__(self):
-                super().__init__()
-                self.net = copy.deepcopy(policy.logits_net)
-                self.start = int(policy.start)
+    class Gaussian(_core(policy, stochastic)):
+        kind = "gaussian"
 
-            def forward(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-                logits = self.features(obs)
-                if self.stochastic:
-                    u = torch.rand_like(logits) if noise is None else noise
-                    logits = logits + -torch.log(-torch.log(u.clamp_min(1e-20)))  # Gumbel, as .sample
-                a = logits.argmax(-1)
-                return a + self.start if self.start != 0 else a
+        def __init__(self):
+            super().__init__()
+            self.net = copy.deepcopy(policy.mean_net)
+            self.register_buffer("std", policy.log_std.detach().exp().clone())
+            self.register_buffer("low", policy.low.detach().clone())
+            self.register_buffer("high", policy.high.detach().clone())
 
-        graph = Categorical()
-        graph.obs_dim = int(policy.normalizer.mean.numel())
-        graph.noise_dim = int(policy.n)
-        graph.action_shape = []
-    else:
-        raise ExportError(f"cannot export a {type(policy).__name__}")
-    return graph.eval()
+        def forward(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+            a = self.features(obs)
+            if self.stochastic:
+                eps = torch.randn_like(a) if noise is None else noise
+                a = a + eps * self.std  # as GaussianPolicy.sample
+            return torch.min(torch.max(a, self.low), self.high)  # np.clip(a, low, high), as to_env
+
+    graph = Gaussian()
+    graph.noise_dim = int(policy.log_std.numel())
+    graph.action_shape = [int(d) for d in policy.action_shape]
+    return graph
+
+
+def _categorical_graph(policy, stochastic: bool):
+    import copy
+
+    import torch
+
+    class Categorical(_core(policy, stochastic)):
+        kind = "categorical"
+
+        def __init__(self):
+            super().__init__()
+            self.net = copy.deepcopy(policy.logits_net)
+            self.start = int(policy.start)
+
+        def forward(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+            logits = self.features(obs)
+            if self.stochastic:
+                u = torch.rand_like(logits) if noise is None else noise
+                logits = logits + -torch.log(-torch.log(u.clamp_min(1e-20)))  # Gumbel, as .sample
+            a = logits.argmax(-1)
+            return a + self.start if self.start != 0 else a
+
+    graph = Categorical()
+    graph.noise_dim = int(policy.n)
+    graph.action_shape = []
+    return graph
 
 
 def _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which, version) -> dict[str, Any]:
@@ -291,31 +309,7 @@ def _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which,
     finally:
         env.close()
     norm = policy.normalizer
-    if graph.kind == "gaussian":
-        action_space = {"type": "Box", "shape": list(act_space.shape), "dtype": str(act_space.dtype),
-                        "low": act_space.low.tolist(), "high": act_space.high.tolist()}
-        action = {"name": "action", "dtype": "float32", "shape": ["...", *graph.action_shape]}
-        noise = {"name": "noise", "dtype": "float32", "shape": ["...", graph.noise_dim],
-                 "distribution": "standard normal", "use": "action = clip(mean + std * noise, low, high)"}
-        extra = {"std": policy.log_std.detach().exp().tolist()}
-    else:
-        action_space = {"type": "Discrete", "n": int(act_space.n), "start": int(act_space.start)}
-        action = {"name": "action", "dtype": "int64", "shape": ["..."]}
-        noise = {"name": "noise", "dtype": "float32", "shape": ["...", graph.noise_dim],
-                 "distribution": "uniform [0, 1)",
-                 "use": "action = argmax(logits - log(-log(max(noise, 1e-20)))) + start (Gumbel-max)"}
-        extra = {}
-    if format == "onnx":  # ONNX inputs have a fixed rank
-        batch = ["batch"]
-        note = "a batch [batch, obs_dim]: one observation is obs[None]; float64 observations cast to float32"
-    else:
-        batch = ["..."]
-        note = "one observation [obs_dim] or a batch [..., obs_dim]; float64 observations cast to float32"
-    inputs = [{"name": "obs", "dtype": "float32", "shape": [*batch, graph.obs_dim], "note": note}]
-    action["shape"] = [*batch, *action["shape"][1:]]
-    noise["shape"] = [*batch, graph.noise_dim]
-    if stochastic:
-        inputs.append(noise if format == "onnx" else {**noise, "optional": "None: drawn with torch's generator"})
+    action_space, inputs, action, extra = _interface(policy, graph, act_space, format, stochastic)
     config_dict = config.to_dict()
     return {
         "format": MARKER,
@@ -343,6 +337,36 @@ def _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which,
                        "formula": "clip((obs - mean) / sqrt(var + epsilon), -clip, clip), in float32"},
         "torch_version": torch.__version__.split("+")[0],
     }
+
+
+def _interface(policy, graph, act_space, format: str, stochastic: bool):
+    """The action space, the model's inputs and output, and the policy's extra facts, for policy.json."""
+    if graph.kind == "gaussian":
+        action_space = {"type": "Box", "shape": list(act_space.shape), "dtype": str(act_space.dtype),
+                        "low": act_space.low.tolist(), "high": act_space.high.tolist()}
+        action = {"name": "action", "dtype": "float32", "shape": ["...", *graph.action_shape]}
+        noise = {"name": "noise", "dtype": "float32", "shape": ["...", graph.noise_dim],
+                 "distribution": "standard normal", "use": "action = clip(mean + std * noise, low, high)"}
+        extra = {"std": policy.log_std.detach().exp().tolist()}
+    else:
+        action_space = {"type": "Discrete", "n": int(act_space.n), "start": int(act_space.start)}
+        action = {"name": "action", "dtype": "int64", "shape": ["..."]}
+        noise = {"name": "noise", "dtype": "float32", "shape": ["...", graph.noise_dim],
+                 "distribution": "uniform [0, 1)",
+                 "use": "action = argmax(logits - log(-log(max(noise, 1e-20)))) + start (Gumbel-max)"}
+        extra = {}
+    if format == "onnx":  # ONNX inputs have a fixed rank
+        batch = ["batch"]
+        note = "a batch [batch, obs_dim]: one observation is obs[None]; float64 observations cast to float32"
+    else:
+        batch = ["..."]
+        note = "one observation [obs_dim] or a batch [..., obs_dim]; float64 observations cast to float32"
+    inputs = [{"name": "obs", "dtype": "float32", "shape": [*batch, graph.obs_dim], "note": note}]
+    action["shape"] = [*batch, *action["shape"][1:]]
+    noise["shape"] = [*batch, graph.noise_dim]
+    if stochastic:
+        inputs.append(noise if format == "onnx" else {**noise, "optional": "None: drawn with torch's generator"})
+    return action_space, inputs, action, extra
 
 
 def _finite(x):
@@ -514,6 +538,3 @@ def _run_torchscript(path: Path, obs, noise):
         a = module(torch.from_numpy(obs)) if noise is None else module(torch.from_numpy(obs), torch.from_numpy(noise))
     return a.numpy()
 
-
-if __name__ == "__main__":
-    sys.exit(main())
