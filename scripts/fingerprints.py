@@ -3,6 +3,7 @@
     python scripts/fingerprints.py --out fp.json            # run every case, write the fingerprints
     python scripts/fingerprints.py --check fp.json          # run again, compare, exit 1 on any difference
     python scripts/fingerprints.py --cases cartpole-reinforce --out fp.json
+    git worktree add /tmp/before HEAD~1 && python scripts/fingerprints.py --src /tmp/before/src --out before.json
 
 Each case trains (or measures) a few iterations with a fixed seed; its fingerprint is the sha256 of
 metrics.csv without its wall-time columns, and the sha256 of every tensor in the final checkpoint's
@@ -18,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-WALL_COLUMNS = {"wall_s", "steps_per_s", "sync_ms"}
 
 # name -> robopg train arguments (short budgets; each case covers one path through the update).
 CASES: dict[str, list[str]] = {
@@ -55,12 +56,20 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# The numbers metrics.csv held when the fingerprints were first recorded: columns added later (new metrics) do
+# not change what an old column says, so they are left out; each value is read as a number, so a column
+# written as 1 or 1.0 is the same number.
+COLUMNS = ["iteration", "env_steps", "episodes", "return_mean", "return_std", "return_min", "return_max",
+           "length_mean", "policy_loss", "entropy", "value_loss", "explained_variance", "grad_norm", "lr", "grad_var",
+           "grad_snr", "worker_restarts"]
+
+
 def metrics_fingerprint(path: Path) -> str:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     out = io.StringIO()
     for row in rows:
-        out.write(",".join(f"{k}={v}" for k, v in row.items() if k not in WALL_COLUMNS) + "\n")
+        out.write(",".join(f"{k}={float(row[k]) if row[k] != '' else ''!r}" for k in COLUMNS) + "\n")
     return _sha(out.getvalue().encode())
 
 
@@ -87,12 +96,13 @@ def parameters_fingerprint(ckpt_path: Path) -> str:
     return _sha("\n".join(digests).encode())
 
 
-def run_case(name: str, work: Path) -> dict[str, str]:
+def run_case(name: str, work: Path, src: str | None = None) -> dict[str, str]:
     robopg = [sys.executable, "-m", "robopg.cli"]
+    env = {**os.environ, "PYTHONPATH": src} if src else None
     if name == VARIANCE_CASE:
         out = work / name
         res = subprocess.run(robopg + ["variance", "exact:chain", "--batches", "20", "--batch-size", "400",
-                                       "--out", str(out), "--json"], capture_output=True, text=True, cwd=work)
+                                       "--out", str(out), "--json"], capture_output=True, text=True, cwd=work, env=env)
         if res.returncode:
             raise SystemExit(f"{name} failed:\n{res.stderr[-2000:]}")
         result = json.loads(res.stdout.strip().splitlines()[-1])
@@ -100,7 +110,7 @@ def run_case(name: str, work: Path) -> dict[str, str]:
     run_dir = work / name
     res = subprocess.run(robopg + ["train", *CASES[name], "--seed", "3", "--run-dir", str(run_dir),
                                    "--no-tensorboard", "--checkpoint-every", "3"],
-                         capture_output=True, text=True, cwd=work)
+                         capture_output=True, text=True, cwd=work, env=env)
     if res.returncode:
         raise SystemExit(f"{name} failed:\n{res.stderr[-2000:]}")
     best = run_dir / "checkpoints" / "best.pt"
@@ -124,13 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", nargs="+", default=[*CASES, VARIANCE_CASE], choices=[*CASES, VARIANCE_CASE])
     p.add_argument("--out", help="write the fingerprints here (JSON)")
     p.add_argument("--check", help="compare with fingerprints recorded earlier (JSON); exit 1 on a difference")
+    p.add_argument("--src", help="run the robopg in this source folder (e.g. a worktree of the commit before a "
+                                 "change) instead of the installed one")
     args = p.parse_args(argv)
     expected = json.loads(Path(args.check).read_text()) if args.check else None
     results: dict[str, dict[str, str]] = {}
     differ = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:
-            results[name] = run_case(name, Path(tmp))
+            results[name] = run_case(name, Path(tmp), args.src)
             status = ""
             if expected is not None:
                 same = expected.get(name) == results[name]

@@ -16,6 +16,7 @@ from .config import Config
 from .envs import check_env_id, make_vector_env, resolve_backend
 from .errors import CheckpointError, ConfigError
 from .policies import Policy, make_policy
+from .runlock import LOCK, RunLock
 from .trainer import Callback, Run, Trainer
 
 
@@ -37,45 +38,67 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
         from .distributed import require_ray
         require_ray()  # before the run directory exists: a missing extra leaves nothing behind
     run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir: {run_dir} is a file, not a directory")
     config = dataclasses.replace(config, env_backend=resolve_backend(config.env_id, config.env_backend),
                                  num_envs=config.resolved_num_envs(), run_dir=str(run_dir))
-    if (run_dir / "config.yaml").exists():
-        if not overwrite:
-            raise ConfigError(f"--run-dir: {run_dir} already holds a run; resume it with `robopg resume "
-                              f"{run_dir}`, or pass --overwrite to start again")
-        shutil.rmtree(run_dir)
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
-    try:
-        trainer = Trainer(config, run_dir, callbacks)
-    except BaseException:
-        # Nothing was trained (an env that cannot be built, a Ray cluster that cannot be joined): leave no
-        # half-made run behind that a second try would refuse to overwrite.
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
+    with RunLock(run_dir):
+        if (run_dir / "config.yaml").exists():
+            if not overwrite:
+                raise ConfigError(f"--run-dir: {run_dir} already holds a run; resume it with `robopg resume "
+                                  f"{run_dir}`, or pass --overwrite to start again")
+            _empty(run_dir)
+        config.save(run_dir / "config.yaml")
+        try:
+            trainer = Trainer(config, run_dir, callbacks)
+        except BaseException:
+            # Nothing was trained (an env that cannot be built, a Ray cluster that cannot be joined): leave no
+            # half-made run behind that a second try would refuse to overwrite.
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                (run_dir / "config.yaml").unlink(missing_ok=True)
+            raise
+        return trainer.train()
+
+
+def _empty(run_dir: Path, keep: tuple[str, ...] = (LOCK,)) -> None:
+    """Remove a run's files (for --overwrite, or a run restarted from nothing), keeping the lock this process
+    holds."""
+    for child in run_dir.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
         else:
-            (run_dir / "config.yaml").unlink(missing_ok=True)
-        raise
-    return trainer.train()
+            child.unlink()
 
 
 def resume(run_dir: str | Path, steps: int | None = None, callbacks: Sequence[Callback] = ()) -> Run:
     """Continue an interrupted run from checkpoints/latest.pt; ``steps`` can extend its budget."""
     run_dir = Path(run_dir)
     config = load_config(run_dir)
-    if steps is not None:
-        config.steps = steps
-        config.validate()
-        config.save(run_dir / "config.yaml")
-    data = checkpoint.load(run_dir / "checkpoints" / "latest.pt", env_id=config.env_id)
-    trainer = Trainer(config, run_dir, callbacks)
-    try:
-        trainer.load_checkpoint(data)
-    except BaseException:
-        trainer.close()  # Ray workers, and a Ray instance started for the run, end here too
-        raise
-    return trainer.train()
+    with RunLock(run_dir):
+        if steps is not None:
+            config.steps = steps
+            config.validate()
+            config.save(run_dir / "config.yaml")
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if not latest.exists():
+            # Stopped before its first checkpoint: nothing to continue from, so the run starts again (the same
+            # config and seed give the numbers it would have had).
+            _empty(run_dir, keep=(LOCK, "config.yaml"))
+            return Trainer(config, run_dir, callbacks).train()
+        data = checkpoint.load(latest, env_id=config.env_id)
+        checkpoint.remove_stale_temporaries(run_dir / "checkpoints")
+        trainer = Trainer(config, run_dir, callbacks)
+        try:
+            trainer.load_checkpoint(data)
+        except BaseException:
+            trainer.close()  # Ray workers, and a Ray instance started for the run, end here too
+            raise
+        return trainer.train()
 
 
 def load_config(run_dir: str | Path) -> Config:

@@ -11,28 +11,55 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from . import faults
+from .errors import CheckpointError, StorageError
 
 FORMAT = "robopg-checkpoint"
 VERSION = 1
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write through a temporary file and rename: a crash or Ctrl-C mid-write leaves the old file whole."""
+    """Write through a temporary file and rename: a crash or Ctrl-C mid-write leaves the old file whole. A write
+    that fails (a full disk, EIO, a read-only file system) raises StorageError naming the file; the old file
+    stays as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **payload}, buf)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        faults.point(f"{path.name}.before_tmp", path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(buf.getvalue())
+            faults.point(f"{path.name}.mid_tmp", path)
             f.flush()
             os.fsync(f.fileno())
+        faults.point(f"{path.name}.before_rename", path)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        _sync_dir(path.parent)
+        faults.point(f"{path.name}.after_rename", path)
+    except OSError as e:
+        raise StorageError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _sync_dir(folder: Path) -> None:
+    # The rename is durable once the directory entry is: without this a power cut can bring back the old name.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Temporary files of writes a killed process never finished (their targets are whole)."""
+    for tmp in Path(folder).glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def load(path: str | Path, env_id: str | None = None) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from .errors import (
     CheckpointError,
     ConfigError,
     EnvError,
+    EnvFailure,
     NonFiniteError,
     RenderError,
+    StorageError,
     TrainingInterrupted,
     WorkerError,
 )
@@ -30,6 +32,8 @@ EXIT_CODES: dict[type, tuple[int, str]] = {
     NonFiniteError: (EXIT_FAILED, "; training stopped. The last good checkpoint and metrics.csv are kept."),
     WorkerError: (EXIT_FAILED, ". The last checkpoint is kept; `robopg resume` continues the run."),
     RenderError: (EXIT_FAILED, ""),
+    EnvFailure: (EXIT_FAILED, ""),
+    StorageError: (EXIT_FAILED, ""),
 }
 
 

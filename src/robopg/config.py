@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, StorageError
 
 ESTIMATORS = ("reinforce", "rtg", "gae")
 BASELINES = ("none", "mean", "value", "optimal")
@@ -24,6 +25,7 @@ ACTIVATIONS = ("tanh", "relu", "elu")
 LR_SCHEDULES = ("constant", "linear")
 VECTORIZATION = ("sync", "async")
 ENV_BACKENDS = ("auto", "gymnasium", "native")
+ON_ENV_ERROR = ("stop", "reset")
 
 
 # What a field is to the experiment tools (sweep, compare):
@@ -124,6 +126,11 @@ class Config:
     worker_timeout: float = _f(300.0, "Seconds a Ray worker may take to sample its share of one batch; one that "
                                "takes longer is treated as dead: killed, restarted, its share sampled again.",
                                check="positive")
+    on_env_error: str = _f("stop", "When an environment raises in step or reset: 'stop' the run (checkpoint kept, "
+                           "resumable), or 'reset' that env, drop its unfinished episode from the batch and go on "
+                           "(counted in metrics.csv as env_errors).", role="runtime", choices=ON_ENV_ERROR)
+    max_env_errors: int = _f(10, "With --on-env-error reset: stop the run once this many episodes were dropped.",
+                             role="runtime", check="count")
     torch_threads: int = _f(1, "Torch intra-op threads (1 is fastest for small networks and reproducible).",
                        role="runtime", check="positive_int")
     checkpoint_every: int = _f(20, "Write checkpoints/latest.pt every this many iterations (and at the end "
@@ -183,25 +190,49 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Config:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_dict(cls, data: dict[str, Any], source: str = "") -> Config:
+        """A config from a mapping (a config.yaml, a YAML file of options): unknown keys and values of the
+        wrong type are errors naming the key (and ``source``, the file)."""
+        where = f" in {source}" if source else ""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+            raise ConfigError(f"unknown config key{'s' if len(unknown) > 1 else ''}{where}: {', '.join(unknown)}")
+        for key, value in data.items():
+            expected = _TYPES[known[key].type if isinstance(known[key].type, str) else known[key].type.__name__]
+            if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+                raise ConfigError(f"{key}{where}: {value!r} is not of type {known[key].type}")
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Through a temporary file and a rename: a process killed mid-write leaves the old file whole."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
         try:
             data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"cannot read config {path}: {e}") from e
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{path}{at}: not valid YAML ({problem})") from e
         if not isinstance(data, dict):
             raise ConfigError(f"{path} does not hold a config mapping")
-        return cls.from_dict(data)
+        return cls.from_dict(data, source=str(path))
+
+
+# The YAML types a field of each declared type accepts (an int is a float; a bool is not an int).
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,), "dict": (dict,)}
 
 
 def _bad(name: str, why: str) -> ConfigError:

@@ -31,7 +31,7 @@ import gymnasium as gym
 import numpy as np
 
 from .config import Config
-from .errors import ConfigError, WorkerError
+from .errors import ConfigError, EnvFailure, WorkerError
 from .sampler import Rollout
 
 RAY_MISSING = "--workers: sampling on Ray needs Ray, an optional extra: pip install -e '.[ray]'"
@@ -110,7 +110,7 @@ def concatenate(parts: list[Rollout]) -> Rollout:
 
     return Rollout(cat("obs"), cat("actions"), cat("rewards"), cat("terminated"), cat("truncated"),
                    cat("next_obs"), cat("mask"), [r for p in parts for r in p.episode_returns],
-                   [n for p in parts for n in p.episode_lengths])
+                   [n for p in parts for n in p.episode_lengths], sum(p.env_errors for p in parts))
 
 
 class RaySampler:
@@ -260,6 +260,8 @@ class _Gather:
         i, kind, deadline = self.pending.pop(ref)
         try:
             value = self.ray.get(ref)
+        except EnvFailure as e:  # the env failed, not the worker: restarting it would fail again
+            raise EnvFailure(str(getattr(e, "cause", e))) from None
         except self.ray.exceptions.ActorUnavailableError as e:
             if kind == "probe":
                 time.sleep(0.05)

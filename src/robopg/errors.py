@@ -44,3 +44,17 @@ class TrainingInterrupted(RobopgError):
     def __init__(self, run_dir: Path, iteration: int):
         super().__init__(f"interrupted at iteration {iteration}; resume with: robopg resume {run_dir}")
         self.run_dir, self.iteration = run_dir, iteration
+
+
+class RunLockedError(ConfigError):
+    """Another process holds the run directory's lock (exit 2, naming its PID)."""
+
+
+class StorageError(RobopgError, OSError):
+    """A run's file could not be written (a full disk, EIO, a read-only file system); the previous complete
+    checkpoint is kept."""
+
+
+class EnvFailure(RobopgError):
+    """The environment misbehaved: it raised in step/reset, or returned a non-finite observation or reward.
+    The message names the env id, the env index and the step; the last good checkpoint is kept."""

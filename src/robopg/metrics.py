@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
+from . import faults
+from .errors import StorageError
+
 COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "return_mean", "return_std",
            "return_min", "return_max", "length_mean", "policy_loss", "entropy", "value_loss",
-           "explained_variance", "grad_norm", "lr", "grad_var", "grad_snr", "worker_restarts", "sync_ms"]
+           "explained_variance", "grad_norm", "lr", "grad_var", "grad_snr", "worker_restarts", "sync_ms", "env_errors"]
+INTEGER_COLUMNS = {"iteration", "env_steps", "episodes", "worker_restarts", "env_errors"}
 WALL_COLUMNS = ("wall_s", "steps_per_s", "sync_ms")  # differ between identical runs; everything else must not
 
 
 def read_csv(path: str | Path) -> list[dict[str, float]]:
-    with open(path, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
-                for row in csv.DictReader(f)]
+    """The rows of a metrics.csv as floats (NaN where empty). A last line without its newline is a row a
+    killed process did not finish writing: it is left out."""
+    text = Path(path).read_text()
+    if text and not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items() if k is not None}
+            for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
 class MetricsLog:
@@ -39,21 +49,43 @@ class MetricsLog:
             self._tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=keep_until)
 
     def _write_rows(self, rows: list[dict[str, float]]) -> None:
-        with open(self.path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _fmt(r.get(k, math.nan)) for k in COLUMNS})
+        # Through a temporary file and a rename: a process killed while rewriting keeps the old file whole.
+        out = io.StringIO(newline="")
+        w = csv.DictWriter(out, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow(_formatted(r))
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(tmp, "w", newline="") as f:
+                f.write(out.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+            faults.point("metrics.before_rewrite_rename", self.path)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(e.errno, f"cannot write {self.path}: {e.strerror or e}") from e
 
     def write(self, row: dict[str, float]) -> None:
-        self._csv.writerow({k: _fmt(row.get(k, math.nan)) for k in COLUMNS})
-        self._file.flush()
+        try:
+            faults.point("metrics.before_row", self.path)
+            self._csv.writerow(_formatted(row))
+            self._file.flush()
+            faults.point("metrics.after_row", self.path)
+        except OSError as e:
+            raise StorageError(e.errno, f"cannot write {self.path}: {e.strerror or e}") from e
         if self._tb is not None:
             step = int(row["env_steps"])
-            for k in COLUMNS[3:]:
-                v = row.get(k)
-                if v is not None and math.isfinite(v):
-                    self._tb.add_scalar(f"train/{k}", v, step)
+            try:
+                for k in COLUMNS[3:]:
+                    v = row.get(k)
+                    if v is not None and math.isfinite(v):
+                        self._tb.add_scalar(f"train/{k}", v, step)
+                faults.point("tensorboard.after_scalars", self.path.parent / "tensorboard")
+            except OSError as e:
+                raise StorageError(e.errno, f"cannot write {self.path.parent / 'tensorboard'}: "
+                                            f"{e.strerror or e}") from e
 
     def close(self) -> None:
         self._file.close()
@@ -61,9 +93,15 @@ class MetricsLog:
             self._tb.close()
 
 
-def _fmt(v) -> str:
+def _formatted(row: dict) -> dict[str, str]:
+    return {k: _fmt(row.get(k, math.nan), k in INTEGER_COLUMNS) for k in COLUMNS}
+
+
+def _fmt(v, integer: bool = False) -> str:
     if isinstance(v, float):
-        return "" if math.isnan(v) else repr(v)
+        if math.isnan(v):
+            return ""
+        return str(int(v)) if integer and v.is_integer() else repr(v)
     return str(v)
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from .envs import get_vector_state, set_vector_state
+from .envs.guard import ERROR_KEY
+from .errors import EnvFailure
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Rollout:
     mask: np.ndarray        # [T, N] bool
     episode_returns: list[float]
     episode_lengths: list[int]
+    env_errors: int = 0     # episodes dropped because their env failed (--on-env-error reset)
 
     @property
     def num_steps(self) -> int:
@@ -55,6 +58,19 @@ class _Buffers:
             setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
 
 
+class _Batch:
+    """Bookkeeping of one ``collect``: which envs still contribute, and what ended."""
+
+    def __init__(self, n: int):
+        self.active = np.ones(n, dtype=bool)
+        self.num_active = n
+        self.collected = 0
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.episode_start = np.zeros(n, dtype=np.int64)  # where each env's current episode began in the batch
+        self.env_errors = 0
+
+
 class Sampler:
     """Steps a Gymnasium vector env (SAME_STEP autoreset) with a policy.
 
@@ -66,8 +82,16 @@ class Sampler:
       which the seed's Monte-Carlo estimators need to be unbiased without a value function.
     """
 
-    def __init__(self, venv: gym.vector.VectorEnv, policy, batch_size: int, mode: str, seed: int):
+    def __init__(self, venv: gym.vector.VectorEnv, policy, batch_size: int, mode: str, seed: int,
+                 env_id: str = "", first_env_index: int = 0, max_env_errors: int | None = None):
         self.venv = venv
+        # For messages about a faulty env: its id, and the index of this sampler's first env in the run (a Ray
+        # worker samples envs first_env_index, first_env_index + 1, ...).
+        self.env_id = env_id or getattr(getattr(venv, "spec", None), "id", "") or "env"
+        self.first_env_index = first_env_index
+        # Episodes dropped because their env failed, in this process: past the limit a batch cannot finish
+        # (an env that fails every episode never completes one), so the sampler stops the run itself.
+        self.max_env_errors, self.env_errors = max_env_errors, 0
         self.policy = policy
         self.batch_size = batch_size
         self.mode = mode
@@ -101,11 +125,7 @@ class Sampler:
         if self._obs is None or self.mode == "episodes":
             self._reset()
         b, n = self._buf, self.num_envs
-        active = np.ones(n, dtype=bool)
-        num_active = n
-        ep_returns: list[float] = []
-        ep_lengths: list[int] = []
-        collected = 0
+        batch = _Batch(n)
         t = 0
         timers = self.timers
         clock = time.perf_counter
@@ -129,34 +149,67 @@ class Sampler:
             b.terminated[t] = terminated
             b.truncated[t] = truncated
             b.next_obs[t] = next_obs
-            b.mask[t] = active
+            b.mask[t] = batch.active
             self._ep_return += reward
             self._ep_length += 1
-            collected += num_active
+            batch.collected += batch.num_active
             ended = terminated | truncated
+            if not (np.isfinite(reward).all() and np.isfinite(next_obs).all()):
+                for i in range(n):
+                    self._check_finite(i, reward[i], next_obs[i], "observation")
             if ended.any():  # most steps end no episode: nothing below runs on them
-                final_obs, has_final = info["final_obs"], info["_final_obs"]
-                for i in np.flatnonzero(ended & has_final):
-                    b.next_obs[t, i] = final_obs[i]
-                for i in np.flatnonzero(ended):
-                    if active[i]:
-                        ep_returns.append(float(self._ep_return[i]))
-                        ep_lengths.append(int(self._ep_length[i]))
-                        if self.mode == "episodes" and collected >= self.batch_size:
-                            active[i] = False
-                            num_active -= 1
-                self._ep_return[ended] = 0.0
-                self._ep_length[ended] = 0
+                self._end_episodes(t, ended, info, batch)
             self._obs = next_obs
             t += 1
             if self.mode == "steps" and t == self.steps_per_env:
                 # Episodes still running are cut here: a truncation, bootstrapped from V(next_obs).
                 b.truncated[t - 1] |= ~b.terminated[t - 1]
                 break
-            if self.mode == "episodes" and num_active == 0:
+            if self.mode == "episodes" and batch.num_active == 0:
                 break
         return Rollout(b.obs[:t].copy(), b.actions[:t].copy(), b.rewards[:t].copy(), b.terminated[:t].copy(),
-                       b.truncated[:t].copy(), b.next_obs[:t].copy(), b.mask[:t].copy(), ep_returns, ep_lengths)
+                       b.truncated[:t].copy(), b.next_obs[:t].copy(), b.mask[:t].copy(), batch.returns,
+                       batch.lengths, batch.env_errors)
+
+    def _end_episodes(self, t: int, ended: np.ndarray, info: dict, batch: _Batch) -> None:
+        b = self._buf
+        final_obs, has_final = info["final_obs"], info["_final_obs"]
+        # SAME_STEP autoreset moves the ending step's own info (where a failed env's error is) to "final_info".
+        final_info = info.get("final_info", {})
+        failed = final_info.get("_" + ERROR_KEY)
+        for i in np.flatnonzero(ended):
+            if failed is not None and failed[i]:
+                # Its env raised (and was reset): the unfinished episode leaves the batch, never fabricated.
+                start = batch.episode_start[i]
+                batch.collected -= int(b.mask[start:t + 1, i].sum())
+                b.mask[start:t + 1, i] = False
+                batch.env_errors += 1
+                self.env_errors += 1
+                if self.max_env_errors is not None and self.env_errors > self.max_env_errors:
+                    raise EnvFailure(f"{self.env_errors} episodes dropped because their env failed, more than "
+                                     f"--max-env-errors {self.max_env_errors}; last: {final_info[ERROR_KEY][i]}")
+            else:
+                if has_final[i]:
+                    self._check_finite(i, 0.0, final_obs[i], "final observation")
+                    b.next_obs[t, i] = final_obs[i]
+                if batch.active[i]:
+                    batch.returns.append(float(self._ep_return[i]))
+                    batch.lengths.append(int(self._ep_length[i]))
+                    if self.mode == "episodes" and batch.collected >= self.batch_size:
+                        batch.active[i] = False
+                        batch.num_active -= 1
+            batch.episode_start[i] = t + 1
+        self._ep_return[ended] = 0.0
+        self._ep_length[ended] = 0
+
+    def _check_finite(self, i: int, reward: float, obs: np.ndarray, what: str) -> None:
+        """EnvFailure naming env ``i``, its episode step and the first non-finite value, if there is one."""
+        where = f"env {self.env_id}, env index {self.first_env_index + i}, episode step {int(self._ep_length[i])}"
+        if not np.isfinite(reward):
+            raise EnvFailure(f"{where}: reward is {reward}")
+        bad = np.flatnonzero(~np.isfinite(obs))
+        if bad.size:
+            raise EnvFailure(f"{where}: {what}[{bad[0]}] is {obs[bad[0]]}")
 
     def reseed(self, seed: int) -> None:
         """Start fresh episodes, their envs seeded with ``seed``, at the next ``collect``."""

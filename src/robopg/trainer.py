@@ -6,6 +6,7 @@ module owns the loop, the best policy, checkpoints and resume, and signals.
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 import random
@@ -18,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, faults
 from .algorithms import make_algorithm
 from .config import Config
 from .envs import make_vector_env
-from .errors import CheckpointError, NonFiniteError, TrainingInterrupted
+from .errors import CheckpointError, EnvFailure, NonFiniteError, StorageError, TrainingInterrupted
 from .metrics import MetricsLog, Progress
 from .policies import make_policy
 from .sampler import Rollout, Sampler
@@ -56,9 +57,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         torch.set_num_threads(c.torch_threads)
         _seed_everything(c.seed)
+        self._log_handler = _run_log(self.run_dir)  # MuJoCo's warnings, from the envs' construction on
         # With Ray workers the envs live in the workers; one local env gives the spaces for the policy.
         self.venv = make_vector_env(c.env_id, 1 if c.workers else c.resolved_num_envs(), c.vectorization,
-                                    c.env_backend, c.env_threads)
+                                    c.env_backend, c.env_threads, c.on_env_error)
         self.policy = make_policy(c, self.venv.single_observation_space, self.venv.single_action_space)
         self.algorithm = make_algorithm(c, self.policy, c.resolved_num_envs())
         self.say = print  # the progress display's, while train() runs
@@ -66,13 +68,15 @@ class Trainer:
             from .distributed import RaySampler
             self.sampler = RaySampler(c, self.policy, say=lambda msg: self.say(msg))
         else:
-            self.sampler = Sampler(self.venv, self.policy, c.batch_size, c.resolved_batch_mode(), c.seed)
+            self.sampler = Sampler(self.venv, self.policy, c.batch_size, c.resolved_batch_mode(), c.seed, c.env_id,
+                                   max_env_errors=c.max_env_errors)
         self.iteration = 0
         self.env_steps = 0
         self.best_return = -math.inf
         self._unsaved_best: dict | None = None  # best.pt's payload, until the next checkpoint writes it
         self.last_return = math.nan
         self.wall_s = 0.0
+        self.env_errors = 0  # episodes dropped because their env failed, over the whole run
         self._stop_signal: int | None = None
 
     # --- the loop ------------------------------------------------------------------------------------
@@ -97,7 +101,14 @@ class Trainer:
                 if self._stop_signal is not None:
                     self.save_checkpoint()
                     raise TrainingInterrupted(self.run_dir, self.iteration)
+                faults.point("iteration.end")
             self.save_checkpoint()
+        except EnvFailure as e:
+            raise EnvFailure(f"{e}; the last checkpoint is kept: fix the env, then robopg resume "
+                             f"{self.run_dir}") from e
+        except StorageError as e:
+            raise StorageError(e.errno, f"{e.strerror}; training stopped, the previous complete checkpoint is "
+                                        f"kept") from e
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
@@ -106,18 +117,28 @@ class Trainer:
             log.close()
             self.close()
         from .plotting import plot_learning_curve
-        plot_learning_curve(self.run_dir / "metrics.csv", self.run_dir / "learning_curve.png", c.env_id)
+        try:
+            plot_learning_curve(self.run_dir / "metrics.csv", self.run_dir / "learning_curve.png", c.env_id)
+        except OSError as e:  # the run is complete and checkpointed: a figure that cannot be written is no failure
+            self.say(f"learning_curve.png not written: {e}")
         return Run(self.run_dir, c, self.iteration, self.env_steps, self.last_return)
 
     def step(self) -> tuple[Rollout, dict[str, float]]:
         """One iteration's sampling and update, without logging or checkpoints: the rollout and the update's
         statistics."""
         rollout = self.sampler.collect()
+        self._count_env_errors(rollout)
         stats = self.algorithm.update(rollout, self.iteration + 1, self.env_steps / self.config.steps)
         self._check_finite()
         self.iteration += 1
         self.env_steps += rollout.num_steps
         return rollout, stats
+
+    def _count_env_errors(self, rollout: Rollout) -> None:
+        self.env_errors += rollout.env_errors
+        if self.env_errors > self.config.max_env_errors:
+            raise EnvFailure(f"{self.env_errors} episodes dropped because their env failed, more than "
+                             f"--max-env-errors {self.config.max_env_errors}")
 
     def request_stop(self) -> None:
         """Stop after the current iteration, as Ctrl-C does: checkpoint, then ``TrainingInterrupted``."""
@@ -128,6 +149,10 @@ class Trainer:
         self.sampler.close()
         if self.config.workers:
             self.venv.close()  # the one local env that gave the policy its spaces
+        if self._log_handler is not None:
+            logging.getLogger("robopg").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
 
     def _open_log(self) -> tuple[MetricsLog, Progress]:
         c = self.config
@@ -151,7 +176,8 @@ class Trainer:
                 "return_min": float(np.min(rets)) if rets else math.nan,
                 "return_max": float(np.max(rets)) if rets else math.nan,
                 "length_mean": float(np.mean(lens)) if lens else math.nan,
-                "value_loss": math.nan, "explained_variance": math.nan, **self.sampler.iteration_stats(), **stats}
+                "value_loss": math.nan, "explained_variance": math.nan, "env_errors": rollout.env_errors,
+                **self.sampler.iteration_stats(), **stats}
 
     def _record_best(self, row: dict) -> None:
         if math.isfinite(row["return_mean"]) and row["return_mean"] > self.best_return:
@@ -191,6 +217,7 @@ class Trainer:
             "best_return": self.best_return,
             "last_return": self.last_return,
             "wall_s": self.wall_s,
+            "env_errors": self.env_errors,
             "torch_rng": torch.get_rng_state(),
             "python_rng": pickle.dumps(random.getstate()),
             "numpy_rng": pickle.dumps(np.random.get_state()),
@@ -214,6 +241,19 @@ class Trainer:
         self.best_return = float(data["best_return"])
         self.last_return = float(data["last_return"])
         self.wall_s = float(data["wall_s"])
+        self.env_errors = int(data.get("env_errors", 0))
+
+
+def _run_log(run_dir: Path) -> logging.Handler | None:
+    """``<run>/run.log`` for robopg's log messages (MuJoCo's warnings among them), while the trainer lives."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(run_dir / "run.log", delay=True)
+    except OSError:
+        return None  # no log file is no reason not to train
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger("robopg").addHandler(handler)
+    return handler
 
 
 def _seed_everything(seed: int) -> None:

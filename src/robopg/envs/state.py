@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import EnvError
+from .guard import EnvGuard
 
 # --- exact state, for resume --------------------------------------------------------------------------
 # Gymnasium's MuJoCo envs pickle by re-creating themselves from their arguments (EzPickle), so the physics
@@ -18,10 +19,12 @@ from ..errors import EnvError
 # mj_step bit-identical. Other envs (CartPole...) are plain Python objects: their __dict__ is pickled.
 
 def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
+    """The env's wrappers, outermost first, then the env itself; robopg's EnvGuard, which holds no state a
+    resumed run needs, is left out (so runs saved before it existed resume too)."""
     chain = [env]
     while isinstance(chain[-1], gym.Wrapper):
         chain.append(chain[-1].env)
-    return chain
+    return [e for e in chain if not isinstance(e, EnvGuard)]
 
 
 # MjData fields an env may read before its next mj_step. After mj_step they hold what was computed one substep
