@@ -140,6 +140,8 @@ class NativeVectorEnv(VectorEnv):
         checked = physics.check_params(params, self.model, len(ids))
         if not len(ids) or not checked:
             return
+        order = np.argsort(ids)  # the batch takes its ids sorted
+        ids, checked = ids[order], {name: f[order] for name, f in checked.items()}
         f = self._fields
         for name, factors in checked.items():
             self._factors[name][ids] = factors
