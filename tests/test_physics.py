@@ -98,6 +98,12 @@ def test_nominal_factors_are_the_nominal_model(env_id):
     ones.set_physics(all_ones)
     physics.set_physics(ref, all_ones)
     _assert_same_models(plain, ref)
+    heavier = make_native_vector_env(env_id, 1, threads=1)
+    heavier.set_physics({"body_mass": np.full(1, 2.0), "actuator_gear": np.full(1, 3.0)})
+    scaled = heavier._batch.get_model(0)
+    np.testing.assert_array_equal(scaled.body_mass, 2.0 * plain.model.body_mass)
+    np.testing.assert_array_equal(scaled.body_inertia, 2.0 * plain.model.body_inertia)  # inertia follows mass
+    np.testing.assert_array_equal(scaled.actuator_gear, 3.0 * plain.model.actuator_gear)
     for e in ref.envs:
         fresh = gym.make(env_id).unwrapped.model
         for field in CONSTANTS:

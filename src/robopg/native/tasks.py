@@ -66,6 +66,7 @@ class Task:
     model_fields: tuple[str, ...] = ()
 
 
+# (cacc and cfrc_int would need each env's own gravity in the model that call reads; cfrc_ext does not.)
 POST_CONSTRAINT = frozenset({"cfrc_ext"})
 
 

@@ -10,7 +10,6 @@ for the one C call that gives its contact forces).
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
@@ -87,9 +86,6 @@ class NativeVectorEnv(VectorEnv):
         self._factors = {name: np.ones((self.num_envs, *shape))
                          for name, shape in physics.param_shapes(self.model).items()}
         self._expanded: dict[str, np.ndarray] = {}
-        # mj_rnePostConstraint reads opt.gravity (the world's acceleration) and no other parameter: once
-        # gravity differs by env, each env's call runs on this copy of the model with its own gravity.
-        self._post_model: mujoco.MjModel | None = None
         # The forward reward's x position as the next step will read it "before": kept, not re-read at the
         # step, because for Ant it is a derived field one substep behind the state (as after mj_step).
         self._x_before = np.zeros(self.num_envs)
@@ -155,10 +151,6 @@ class NativeVectorEnv(VectorEnv):
             self._x_before[ids] = self.task.x_position(f.take(ids))
         if physics.SETCONST.intersection(checked):
             self._batch.set_const(ids)
-        if "gravity" in checked and self._post:
-            if self._post_model is None:
-                self._post_model = copy.copy(self.model)
-            self._post_gravity = self._expanded["opt.gravity"]
 
     def get_physics(self) -> dict[str, np.ndarray]:
         """Every env's physics factors, name -> ``(num_envs, *shape)`` (ones where nominal; copies)."""
@@ -274,12 +266,12 @@ class NativeVectorEnv(VectorEnv):
         """What Gymnasium's ``mj_rnePostConstraint`` after ``mj_step`` gives each env (Ant's contact forces):
         one C call per env on a copy of its MjData (~5% of Ant's physics time, measured), bit-identical."""
         scratch, out = self._scratch, self._fields.derived
-        model, gravity = (self.model, None) if self._post_model is None else (self._post_model, self._post_gravity)
         for i in range(self.num_envs):
             self._batch.get_data(i, scratch)
-            if gravity is not None:
-                model.opt.gravity[:] = gravity[i]
-            mujoco.mj_rnePostConstraint(model, scratch)
+            # The shared model serves every env: cfrc_ext reads the contact forces and frames in the env's
+            # MjData, not the model's parameters (its per-env gravity reaches only cacc and cfrc_int, which no
+            # formula reads; tests/test_physics.py compares Humanoid's cfrc_ext under per-env physics).
+            mujoco.mj_rnePostConstraint(self.model, scratch)
             for name in self._post:
                 out[name][i] = getattr(scratch, name)
 
