@@ -126,8 +126,8 @@ def check_ids(ids, num_envs: int, what: str = "set_physics") -> np.ndarray:
         if arr.shape != (num_envs,):
             raise EnvError(f"{what}: a bool mask of envs must have shape ({num_envs},), got {arr.shape}")
         return np.flatnonzero(arr)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu" or ((arr < 0) | (arr >= num_envs)).any() \
-            or len(np.unique(arr)) != len(arr):
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or (len(arr) and (arr.min() < 0 or arr.max() >= num_envs)) \
+            or (len(arr) > 1 and not (np.diff(np.sort(arr)) > 0).all()):
         raise EnvError(f"{what}: ids must be distinct env indices in [0, {num_envs}), got {ids!r}")
     return arr
 

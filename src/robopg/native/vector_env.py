@@ -136,8 +136,9 @@ class NativeVectorEnv(VectorEnv):
         checked = physics.check_params(params, self.model, len(ids))
         if not len(ids) or not checked:
             return
-        order = np.argsort(ids)  # the batch takes its ids sorted
-        ids, checked = ids[order], {name: f[order] for name, f in checked.items()}
+        if len(ids) > 1 and (np.diff(ids) < 0).any():
+            order = np.argsort(ids)  # the batch takes its ids sorted
+            ids, checked = ids[order], {name: f[order] for name, f in checked.items()}
         f = self._fields
         for name, factors in checked.items():
             self._factors[name][ids] = factors
@@ -148,7 +149,7 @@ class NativeVectorEnv(VectorEnv):
                     f.model[field][ids] = values[ids]
         if "body_mass" in checked and "body_mass" in self.task.model_fields:
             # Gymnasium's next step starts its forward reward from the centre of mass with the new masses.
-            self._x_before[ids] = self.task.x_position(f.take(ids))
+            self._x_before[ids] = self.task.x_position(f)[ids]
         if physics.SETCONST.intersection(checked):
             self._batch.set_const(ids)
 
