@@ -4,8 +4,9 @@ MuJoCo 4's ``mujoco.batch.Batch`` keeps every env as one ``mjSTATE_INTEGRATION``
 controls, solver warm start...) and advances them all on a C thread pool; its results are bit-identical
 to a loop of ``mj_step`` over one ``MjData`` per env at any thread count. Everything Python does per step
 is a handful of whole-batch NumPy operations (``tasks.py``); only envs that finish an episode are visited
-one by one, to draw their reset noise from their own generator, as Gymnasium does (and, for Ant, every env
-for the one C call that gives its contact forces).
+one by one, to draw their reset noise from their own generator, as Gymnasium does (and, for Ant, Humanoid and
+HumanoidStandup, every env for the one C call that gives their contact forces). Per-env physics parameters
+are the batch's per-simulation model fields (``Batch.expand``, ``set_const``), expanded on first use.
 """
 
 from __future__ import annotations
@@ -163,13 +164,14 @@ class NativeVectorEnv(VectorEnv):
         return self._expanded[field]
 
     def _restore_physics(self, saved: dict | None) -> None:
-        """Set the factors of a saved state (None: nominal), changing only those that differ."""
-        for name, current in self._factors.items():
-            target = np.ones_like(current) if saved is None or name not in saved else np.asarray(saved[name])
-            if target.shape != current.shape:
-                raise EnvError(f"saved physics parameter {name!r} has shape {target.shape}, this env "
-                               f"{current.shape}")
-            differ = np.flatnonzero((target != current).reshape(self.num_envs, -1).any(axis=1))
+        """Set the factors of a saved state (None: nominal), changing only those that differ; all of them are
+        checked before any is set."""
+        saved = saved or {}
+        targets = {name: np.asarray(saved[name]) if name in saved else np.ones_like(current)
+                   for name, current in self._factors.items()}
+        physics.check_params(targets, self.model, self.num_envs, "saved environment state")
+        for name, target in targets.items():
+            differ = np.flatnonzero((target != self._factors[name]).reshape(self.num_envs, -1).any(axis=1))
             if len(differ):
                 self.set_physics({name: target[differ]}, differ)
 
