@@ -16,12 +16,16 @@ from robopg.envs import EnvError, make_vector_env, resolve_backend
 from robopg.native import SUPPORTED_IDS, make_native_vector_env
 
 TASKS = ["InvertedPendulum-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5",
-         "Ant-v5"]
+         "Ant-v5", "Humanoid-v5", "HumanoidStandup-v5", "Swimmer-v5", "Reacher-v5", "Pusher-v5"]
+# Tasks that never terminate (Gymnasium v5 returns terminated=False always): only time limits end them.
+NEVER_TERMINATE = {"HalfCheetah-v5", "HumanoidStandup-v5", "Swimmer-v5", "Reacher-v5", "Pusher-v5"}
 
 # Per task: a time limit short enough that some envs reach it before they fall (None: the registered
 # 1000 steps, which HalfCheetah, never terminating, reaches), and how many control steps to compare.
 EPISODES = {"InvertedPendulum-v5": (15, 300), "InvertedDoublePendulum-v5": (6, 300), "Hopper-v5": (50, 300),
-            "Walker2d-v5": (50, 300), "HalfCheetah-v5": (None, 1010), "Ant-v5": (60, 300)}
+            "Walker2d-v5": (50, 300), "HalfCheetah-v5": (None, 1010), "Ant-v5": (60, 300),
+            "Humanoid-v5": (22, 200), "HumanoidStandup-v5": (80, 200), "Swimmer-v5": (100, 250),
+            "Reacher-v5": (None, 120), "Pusher-v5": (None, 220)}
 # Each env gets its own action scale: 0 (falls slowly, reaches the time limit), small, large, and beyond
 # the control range (MuJoCo clamps ctrl; the control cost sees the raw action, as in Gymnasium).
 SCALES = np.array([0.0, 0.05, 0.5, 1.3])
@@ -78,8 +82,10 @@ def test_native_steps_like_gymnasium(env_id):
                 np.testing.assert_allclose(info_n["final_obs"][i], ig["final_obs"][i], rtol=0, atol=1e-9)
         terminations += int(tg.sum())
         truncations += int(ug.sum())
-    if env_id != "HalfCheetah-v5":
+    if env_id not in NEVER_TERMINATE:
         assert terminations > 0
+    else:
+        assert terminations == 0
     assert truncations > 0
     ref.close()
     nat.close()
@@ -120,6 +126,9 @@ def test_native_steps_like_gymnasium_from_extreme_states(env_id):
     if env_id == "Ant-v5":
         forces = seen[:, 27:]
         assert (np.abs(forces) == 1.0).any() and ((forces != 0) & (np.abs(forces) < 1)).any()  # clipped, and not
+    if env_id in ("Humanoid-v5", "HumanoidStandup-v5"):
+        assert (seen[:, -78:] != 0).any()        # contact forces (cfrc_ext) reached the observation
+        assert (seen[:, -95:-78] != 0).any()     # and the actuator forces
 
 
 def test_float64_actions_give_the_same_rewards_as_gymnasium():
@@ -158,7 +167,9 @@ def test_reset_distribution_matches_gymnasium(env_id):
     assert (np.abs(native.mean(0) - ref.mean(0)) <= 5 * se_mean + 1e-12).all()
     se_std = np.sqrt(native.var(0) / (2 * m) + ref.var(0) / (2 * m))
     assert (np.abs(native.std(0) - ref.std(0)) <= 5 * se_std + 1e-12).all()
-    assert native.std(0).min() > 0  # every coordinate is noised
+    # The same coordinates are noised (Reacher's target velocity and Pusher's goal are not).
+    np.testing.assert_array_equal(native.std(0) > 0, ref.std(0) > 0)
+    assert (native.std(0) > 0).mean() > 0.4  # Pusher: 9 of 22
 
 
 def test_same_step_autoreset_returns_reset_obs_and_final_obs():
@@ -223,10 +234,11 @@ def test_unsupported_id_under_native_backend_exits_2(cli, tmp_path):
         assert env_id in out.stderr
     assert not (tmp_path / "r").exists()
     with pytest.raises(EnvError, match="gymnasium"):
-        make_native_vector_env("Humanoid-v5", 2)
+        make_native_vector_env("Humanoid-v4", 2)
 
 
-@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Ant-v5"])
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "InvertedDoublePendulum-v5", "HalfCheetah-v5", "Ant-v5",
+                                    "Humanoid-v5", "Reacher-v5", "Pusher-v5"])
 def test_saved_state_restores_exactly(env_id):
     # Through a pickle, into an env that has run elsewhere since: the continuation is bit-identical,
     # including the time-limit counters (a 50-step limit) and the resets drawn from the saved generators.
@@ -286,3 +298,26 @@ def test_policy_trained_on_native_evaluates_the_same_on_gymnasium(tmp_path):
     # Other episodes: the same return within noise (3 standard errors of the difference of two means).
     se = np.sqrt((native["std_return"] ** 2 + other_seed["std_return"] ** 2) / 16)
     assert abs(native["mean_return"] - other_seed["mean_return"]) <= 3 * se, (native, other_seed)
+
+
+def test_body_ids_of_reacher_and_pusher_formulas():
+    from robopg.native import tasks
+
+    reacher = make_native_vector_env("Reacher-v5", 1).model
+    assert (reacher.body("fingertip").id, reacher.body("target").id) == (tasks.REACHER_FINGERTIP, tasks.REACHER_TARGET)
+    pusher = make_native_vector_env("Pusher-v5", 1).model
+    assert (pusher.body("tips_arm").id, pusher.body("object").id, pusher.body("goal").id) == (
+        tasks.PUSHER_TIPS_ARM, tasks.PUSHER_OBJECT, tasks.PUSHER_GOAL)
+
+
+@pytest.mark.parametrize("env_id", ["Humanoid-v5", "Reacher-v5", "Pusher-v5"])
+def test_policy_evaluates_the_same_on_both_backends(env_id, tmp_path):
+    # A briefly trained policy (its actions depend on the observations), 8 seeded episodes per backend.
+    config = robopg.make_config(env_id, tensorboard=False, env_backend="native", steps=1024, num_envs=4,
+                                batch_size=512)
+    policy = robopg.load(robopg.train(config, tmp_path / "run").run_dir)
+    native = robopg.evaluate(policy, env_id, episodes=8, seed=123, backend="native")
+    gymnasium = robopg.evaluate(policy, env_id, episodes=8, seed=123, backend="gymnasium")
+    assert native["episodes"] == gymnasium["episodes"] == 8
+    assert native["std_return"] > 0
+    assert abs(native["mean_return"] - gymnasium["mean_return"]) <= 1e-9 * abs(native["mean_return"])

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import EnvError
+from ..physics import get_env_physics, restore_env_physics
 from .guard import EnvGuard
 
 # --- exact state, for resume --------------------------------------------------------------------------
@@ -53,6 +54,7 @@ def get_env_state(env: gym.Env) -> bytes:
         state["derived"] = {name: getattr(data, name).copy() for name in MUJOCO_DERIVED}
         state["attrs"] = {k: v for k, v in base.__dict__.items()
                           if k not in ("model", "data", "mujoco_renderer", "_np_random") and _picklable(v)}
+        state["physics"] = get_env_physics(base)  # per-env physics factors (robopg.physics), None if nominal
     else:
         state["attrs"] = {k: v for k, v in base.__dict__.items() if k != "_np_random" and _picklable(v)}
     return pickle.dumps(state)
@@ -70,6 +72,8 @@ def set_env_state(env: gym.Env, blob: bytes) -> None:
     base.np_random.bit_generator.state = state["np_random"]
     if "mujoco" in state:
         import mujoco
+
+        restore_env_physics(base, state.get("physics"))  # before mj_forward, which uses the model
         mujoco.mj_setState(base.model, base.data, state["mujoco"], mujoco.mjtState.mjSTATE_INTEGRATION)
         mujoco.mj_forward(base.model, base.data)
         for name, value in state.get("derived", {}).items():  # after mj_forward, which recomputes them

@@ -2,6 +2,8 @@
 
 Same model files, formulas, default weights, reset noise (the same draws, seed for seed), episode ends
 and time limits as Gymnasium's v5 classes; ``tests/test_native.py`` checks the equivalence step by step.
+Per-env physics parameters (``NativeVectorEnv.set_physics`` / ``get_physics``, see ``robopg.physics``) give
+the same trajectories as the same factors on Gymnasium's envs (``tests/test_physics.py``).
 """
 
 from __future__ import annotations

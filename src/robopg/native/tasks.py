@@ -15,7 +15,7 @@ holds them after ``mj_step`` (one substep behind for Euler, the last stage for R
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,9 +27,12 @@ class Fields:
     qpos: np.ndarray
     qvel: np.ndarray
     derived: dict[str, np.ndarray]
+    # per-env MjModel values a formula reads (Task.model_fields), e.g. body_mass [N, nbody]
+    model: dict[str, np.ndarray] = field(default_factory=dict)
 
     def take(self, ids: np.ndarray) -> Fields:
-        return Fields(self.qpos[ids], self.qvel[ids], {k: v[ids] for k, v in self.derived.items()})
+        return Fields(self.qpos[ids], self.qvel[ids], {k: v[ids] for k, v in self.derived.items()},
+                      {k: v[ids] for k, v in self.model.items()})
 
 
 # observe(fields) -> obs [N, obs_dim] float64
@@ -58,8 +61,12 @@ class Task:
     derived: tuple[str, ...] = ()
     # the x position Gymnasium reads before and after a step for the forward reward
     x_position: Callable[[Fields], np.ndarray] = _qpos_x
+    # MjModel fields the formulas read, per env (they may differ by env: robopg.physics), as 'opt.<name>' for
+    # MjOption fields
+    model_fields: tuple[str, ...] = ()
 
 
+# (cacc and cfrc_int would need each env's own gravity in the model that call reads; cfrc_ext does not.)
 POST_CONSTRAINT = frozenset({"cfrc_ext"})
 
 
@@ -181,6 +188,129 @@ def _ant_outcome(f, x_before, action, dt):
     return reward, ~healthy
 
 
+# --- Humanoid-v5 and HumanoidStandup-v5 ---------------------------------------------------------------
+
+def _humanoid_obs(f: Fields) -> np.ndarray:
+    n, d = len(f.qpos), f.derived
+    # Without the world body's row (v5): cinert, cvel, the actuator forces on the joints (not the free
+    # joint's 6 dofs), and the external contact forces.
+    return np.concatenate([f.qpos[:, 2:], f.qvel, d["cinert"][:, 1:].reshape(n, -1), d["cvel"][:, 1:].reshape(n, -1),
+                           d["qfrc_actuator"][:, 6:], d["cfrc_ext"][:, 1:].reshape(n, -1)], axis=1)
+
+
+def _mass_center_x(f: Fields) -> np.ndarray:
+    # Gymnasium's mass_center(model, data)[0]: einsum("b,bj->j", body_mass, xipos) / body_mass.sum(), with
+    # each env's own masses.
+    mass = f.model["body_mass"]
+    return np.einsum("nb,nbj->nj", mass, f.derived["xipos"])[:, 0] / mass.sum(axis=1)
+
+
+def _square_sum(x: np.ndarray) -> np.ndarray:
+    return np.square(x).reshape(len(x), -1).sum(axis=1)
+
+
+def _humanoid_outcome(f, x_before, action, dt):
+    x_velocity = (_mass_center_x(f) - x_before) / dt
+    z = f.qpos[:, 2]
+    healthy = (1.0 < z) & (z < 2.0)
+    # The control cost reads data.ctrl (float64), not the action: the action as MuJoCo stores it.
+    ctrl_cost = 0.1 * _square_sum(action.astype(np.float64))
+    contact_cost = np.clip(5e-7 * _square_sum(f.derived["cfrc_ext"]), -np.inf, 10.0)
+    reward = (1.25 * x_velocity + healthy * 5.0) - (ctrl_cost + contact_cost)
+    return reward, ~healthy
+
+
+def _standup_outcome(f, x_before, action, dt):
+    uph_cost = (f.qpos[:, 2] - 0) / f.model["opt.timestep"]
+    quad_ctrl_cost = 0.1 * _square_sum(action.astype(np.float64))
+    quad_impact_cost = np.clip(0.5e-6 * _square_sum(f.derived["cfrc_ext"]), -np.inf, 10.0)
+    reward = uph_cost - quad_ctrl_cost - quad_impact_cost + 1
+    return reward, np.zeros(len(reward), dtype=bool)
+
+
+_HUMANOID_DERIVED = ("xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext")
+
+
+# --- Swimmer-v5 ---------------------------------------------------------------------------------------
+
+def _skip_xy_obs(f: Fields) -> np.ndarray:
+    return np.concatenate([f.qpos[:, 2:], f.qvel], axis=1)
+
+
+def _swimmer_outcome(f, x_before, action, dt):
+    x_velocity = (f.qpos[:, 0] - x_before) / dt
+    return 1.0 * x_velocity - _ctrl_cost(1e-4, action), np.zeros(len(x_velocity), dtype=bool)
+
+
+# --- Reacher-v5 and Pusher-v5 -------------------------------------------------------------------------
+# Body ids in reacher.xml and pusher_v5.xml (tests/test_native.py checks them against the names).
+REACHER_FINGERTIP, REACHER_TARGET = 3, 4
+PUSHER_TIPS_ARM, PUSHER_OBJECT, PUSHER_GOAL = 10, 11, 12
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    # np.linalg.norm of each row, as Gymnasium computes it for one env (sqrt of the sum of squares, in the
+    # same order: tests compare the two bit for bit).
+    return np.sqrt((v * v).sum(axis=1))
+
+
+def _reacher_vec(f: Fields) -> np.ndarray:
+    xpos = f.derived["xpos"]  # get_body_com(name) is data.body(name).xpos
+    return xpos[:, REACHER_FINGERTIP] - xpos[:, REACHER_TARGET]
+
+
+def _reacher_obs(f: Fields) -> np.ndarray:
+    theta = f.qpos[:, :2]
+    return np.concatenate([np.cos(theta), np.sin(theta), f.qpos[:, 2:], f.qvel[:, :2], _reacher_vec(f)[:, :2]],
+                          axis=1)
+
+
+def _reacher_outcome(f, x_before, action, dt):
+    reward_dist = -_norm(_reacher_vec(f)) * 1
+    reward_ctrl = -np.square(action).sum(axis=1) * 1
+    return reward_dist + reward_ctrl, np.zeros(len(reward_dist), dtype=bool)
+
+
+def _reacher_reset(rng, qpos0, qvel0):
+    qpos = rng.uniform(low=-0.1, high=0.1, size=qpos0.size) + qpos0
+    while True:
+        goal = rng.uniform(low=-0.2, high=0.2, size=2)
+        if np.linalg.norm(goal) < 0.2:
+            break
+    qpos[-2:] = goal
+    qvel = qvel0 + rng.uniform(low=-0.005, high=0.005, size=qvel0.size)
+    qvel[-2:] = 0
+    return qpos, qvel
+
+
+def _pusher_obs(f: Fields) -> np.ndarray:
+    xpos = f.derived["xpos"]
+    return np.concatenate([f.qpos[:, :7], f.qvel[:, :7], xpos[:, PUSHER_TIPS_ARM], xpos[:, PUSHER_OBJECT],
+                           xpos[:, PUSHER_GOAL]], axis=1)
+
+
+def _pusher_outcome(f, x_before, action, dt):
+    xpos = f.derived["xpos"]
+    reward_near = -_norm(xpos[:, PUSHER_OBJECT] - xpos[:, PUSHER_TIPS_ARM]) * 0.5
+    reward_dist = -_norm(xpos[:, PUSHER_OBJECT] - xpos[:, PUSHER_GOAL]) * 1
+    reward_ctrl = -np.square(action).sum(axis=1) * 0.1
+    return reward_dist + reward_ctrl + reward_near, np.zeros(len(reward_dist), dtype=bool)
+
+
+def _pusher_reset(rng, qpos0, qvel0):
+    qpos = qpos0.copy()  # Gymnasium writes into init_qpos itself; the entries written are always rewritten
+    goal_pos = np.asarray([0, 0])
+    while True:
+        cylinder_pos = np.concatenate([rng.uniform(low=-0.3, high=0, size=1), rng.uniform(low=-0.2, high=0.2, size=1)])
+        if np.linalg.norm(cylinder_pos - goal_pos) > 0.17:
+            break
+    qpos[-4:-2] = cylinder_pos
+    qpos[-2:] = goal_pos
+    qvel = qvel0 + rng.uniform(low=-0.005, high=0.005, size=qvel0.size)
+    qvel[-4:] = 0
+    return qpos, qvel
+
+
 TASKS: dict[str, Task] = {t.env_id: t for t in (
     Task("InvertedPendulum-v5", "inverted_pendulum.xml", 2, 4, _pendulum_obs, _pendulum_outcome,
          _uniform_uniform(0.01)),
@@ -193,4 +323,11 @@ TASKS: dict[str, Task] = {t.env_id: t for t in (
          _uniform_uniform(5e-3)),
     Task("Ant-v5", "ant.xml", 5, 105, _ant_obs, _ant_outcome, _uniform_normal(0.1), derived=("xpos", "cfrc_ext"),
          x_position=_ant_x),
+    Task("Humanoid-v5", "humanoid.xml", 5, 348, _humanoid_obs, _humanoid_outcome, _uniform_uniform(1e-2),
+         derived=_HUMANOID_DERIVED, x_position=_mass_center_x, model_fields=("body_mass",)),
+    Task("HumanoidStandup-v5", "humanoidstandup.xml", 5, 348, _humanoid_obs, _standup_outcome,
+         _uniform_uniform(1e-2), derived=_HUMANOID_DERIVED[1:], model_fields=("opt.timestep",)),
+    Task("Swimmer-v5", "swimmer.xml", 4, 8, _skip_xy_obs, _swimmer_outcome, _uniform_uniform(0.1)),
+    Task("Reacher-v5", "reacher.xml", 2, 10, _reacher_obs, _reacher_outcome, _reacher_reset, derived=("xpos",)),
+    Task("Pusher-v5", "pusher_v5.xml", 5, 23, _pusher_obs, _pusher_outcome, _pusher_reset, derived=("xpos",)),
 )}

@@ -4,8 +4,9 @@ MuJoCo 4's ``mujoco.batch.Batch`` keeps every env as one ``mjSTATE_INTEGRATION``
 controls, solver warm start...) and advances them all on a C thread pool; its results are bit-identical
 to a loop of ``mj_step`` over one ``MjData`` per env at any thread count. Everything Python does per step
 is a handful of whole-batch NumPy operations (``tasks.py``); only envs that finish an episode are visited
-one by one, to draw their reset noise from their own generator, as Gymnasium does (and, for Ant, every env
-for the one C call that gives its contact forces).
+one by one, to draw their reset noise from their own generator, as Gymnasium does (and, for Ant, Humanoid and
+HumanoidStandup, every env for the one C call that gives their contact forces). Per-env physics parameters
+are the batch's per-simulation model fields (``Batch.expand``, ``set_const``), expanded on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from mujoco.batch import Batch
 
+from .. import physics
 from ..errors import EnvError
 from .tasks import POST_CONSTRAINT, Fields, Task
 
@@ -74,8 +76,17 @@ class NativeVectorEnv(VectorEnv):
         self._ctrl = b.bind("ctrl")
         derived = {name: np.zeros((self.num_envs, *getattr(data, name).shape)) if name in self._post
                    else b.bind(name) for name in task.derived}
-        self._fields = Fields(b.bind("qpos"), b.bind("qvel"), derived)
+        # Per-env model values the formulas read (they follow set_physics).
+        model_values = {name: np.repeat(np.asarray(physics.read_field(self.model, name))[None], self.num_envs, 0)
+                        for name in task.model_fields}
+        self._fields = Fields(b.bind("qpos"), b.bind("qvel"), derived, model_values)
         self._scratch = data  # an MjData to copy one env into, for mj_rnePostConstraint
+        # Per-env physics parameters (robopg.physics): factors of the nominal model, and the batch's
+        # per-simulation fields, expanded on first use (until then every env runs the shared model).
+        self._nominal = physics.nominal_fields(self.model)
+        self._factors = {name: np.ones((self.num_envs, *shape))
+                         for name, shape in physics.param_shapes(self.model).items()}
+        self._expanded: dict[str, np.ndarray] = {}
         # The forward reward's x position as the next step will read it "before": kept, not re-read at the
         # step, because for Ant it is a derived field one substep behind the state (as after mj_step).
         self._x_before = np.zeros(self.num_envs)
@@ -114,6 +125,55 @@ class NativeVectorEnv(VectorEnv):
         if self.task.derived:
             self._batch.forward()  # as set_state's mj_forward
         self._x_before[:] = self.task.x_position(f)
+
+    # --- per-env physics parameters (robopg.physics) ------------------------------------------------
+    def set_physics(self, params: dict, ids=None) -> None:
+        """Give envs ``ids`` (all by default; indices or a bool mask) the physics factors ``params``: name ->
+        ``(len(ids),)`` or ``(len(ids), *shape)`` (see ``robopg.physics``). Parameters not named keep their
+        factors. Everything is checked before anything changes. Takes effect from the next step (set, then
+        reset, to start episodes with them); costs one ``mj_setConst`` per env when mass, armature, gear or
+        gravity change."""
+        ids = physics.check_ids(ids, self.num_envs)
+        checked = physics.check_params(params, self.model, len(ids))
+        if not len(ids) or not checked:
+            return
+        if len(ids) > 1 and (np.diff(ids) < 0).any():
+            order = np.argsort(ids)  # the batch takes its ids sorted
+            ids, checked = ids[order], {name: f[order] for name, f in checked.items()}
+        f = self._fields
+        for name, factors in checked.items():
+            self._factors[name][ids] = factors
+            for field in physics.FIELDS[name]:
+                values = self._expand(field)
+                values[ids] = physics.scaled(name, field, self._nominal[field], factors)
+                if field in f.model:
+                    f.model[field][ids] = values[ids]
+        if "body_mass" in checked and "body_mass" in self.task.model_fields:
+            # Gymnasium's next step starts its forward reward from the centre of mass with the new masses.
+            self._x_before[ids] = self.task.x_position(f)[ids]
+        if physics.SETCONST.intersection(checked):
+            self._batch.set_const(ids)
+
+    def get_physics(self) -> dict[str, np.ndarray]:
+        """Every env's physics factors, name -> ``(num_envs, *shape)`` (ones where nominal; copies)."""
+        return {name: f.copy() for name, f in self._factors.items()}
+
+    def _expand(self, field: str) -> np.ndarray:
+        if field not in self._expanded:
+            self._expanded[field] = self._batch.expand(field)
+        return self._expanded[field]
+
+    def _restore_physics(self, saved: dict | None) -> None:
+        """Set the factors of a saved state (None: nominal), changing only those that differ; all of them are
+        checked before any is set."""
+        saved = saved or {}
+        targets = {name: np.asarray(saved[name]) if name in saved else np.ones_like(current)
+                   for name, current in self._factors.items()}
+        physics.check_params(targets, self.model, self.num_envs, "saved environment state")
+        for name, target in targets.items():
+            differ = np.flatnonzero((target != self._factors[name]).reshape(self.num_envs, -1).any(axis=1))
+            if len(differ):
+                self.set_physics({name: target[differ]}, differ)
 
     # --- the Gymnasium VectorEnv API ----------------------------------------------------------------
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
@@ -164,7 +224,7 @@ class NativeVectorEnv(VectorEnv):
         return {"env_id": self.task.env_id, "num_envs": self.num_envs,
                 "state": self._batch.state.copy(), "steps": self._steps.copy(),
                 "rngs": [None if r is None else r.bit_generator.state for r in self._rngs],
-                "x_before": self._x_before.copy()}
+                "x_before": self._x_before.copy(), "physics": self.get_physics()}
 
     def set_state(self, saved: dict) -> None:
         if (not isinstance(saved, dict) or saved.get("env_id") != self.task.env_id
@@ -172,6 +232,8 @@ class NativeVectorEnv(VectorEnv):
                 or np.shape(saved.get("state")) != self._batch.state.shape):
             raise EnvError(f"saved environment state does not match this native {self.task.env_id} vector env "
                            f"with {self.num_envs} envs")
+        # States saved before physics parameters existed are of nominal envs.
+        self._restore_physics(saved.get("physics"))
         self._batch.state[:] = saved["state"]
         self._steps[:] = saved["steps"]
         # States saved before x_before was kept are of tasks whose x position is qpos[0], in the state.
@@ -209,6 +271,9 @@ class NativeVectorEnv(VectorEnv):
         scratch, out = self._scratch, self._fields.derived
         for i in range(self.num_envs):
             self._batch.get_data(i, scratch)
+            # The shared model serves every env: cfrc_ext reads the contact forces and frames in the env's
+            # MjData, not the model's parameters (its per-env gravity reaches only cacc and cfrc_int, which no
+            # formula reads; tests/test_physics.py compares Humanoid's cfrc_ext under per-env physics).
             mujoco.mj_rnePostConstraint(self.model, scratch)
             for name in self._post:
                 out[name][i] = getattr(scratch, name)
