@@ -102,14 +102,15 @@ def other_argv(draw):
     command = draw(st.sampled_from(["eval", "resume", "compare", "variance", "sweep", "report", "video", "export"]))
     path = draw(st.sampled_from(PATHS))
     extra = {
-        "eval": [["--episodes", "1"], ["--episodes", "0"], ["--checkpoint", "best"], ["--json"], ["--seed", "x"]],
+        "eval": [["--episodes", "1"], ["--episodes", "0"], ["--checkpoint", "best"], ["--json"], ["--seed", "x"],
+                 ["--seed", "-1"], ["--episodes", "-2"]],
         "resume": [["--steps", "768"], ["--steps", "1e2"], ["--steps", "-1"], []],
         "compare": [["--threshold", "1"], ["--smooth", "0"], ["--reps", "10"], ["--json"]],
         "variance": [["--batches", "2", "--batch-size", "50"], ["--batches", "1"], ["--gamma", "2"],
                      ["--estimators", "rtg,nope"]],
         "sweep": [["--seeds", "0"], ["--jobs", "0"], ["--grid", "lr"], ["--grid", "seed=1,2"]],
         "report": [["--video-size", "3"], ["--video-seconds", "0"]],
-        "video": [["--episodes", "0"], ["--width", "-1"]],
+        "video": [["--episodes", "0"], ["--width", "-1"], ["--seed", "-5"]],
         "export": [["--format", "gif"], ["--checkpoint", "worst"]],
     }[command]
     target = "exact:chain" if command == "variance" and draw(st.booleans()) else path

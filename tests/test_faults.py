@@ -107,6 +107,7 @@ def _same_run(run, reference):
     assert not list((run / "checkpoints").glob("*.tmp")), "a killed write's temporary file was left behind"
 
 
+@pytest.mark.slow  # ~24 x 3 processes: minutes; `make test` (and CI) runs it, `make test-fast` does not
 @pytest.mark.parametrize("fault,resume_fault", KILL_POINTS, ids=[f"{a}+{b}" if b else a for a, b in KILL_POINTS])
 def test_killed_anywhere_resumes_to_the_uninterrupted_numbers(tmp_path, reference, fault, resume_fault):
     run = tmp_path / "run"
@@ -197,3 +198,21 @@ def test_a_failed_write_names_the_file_and_keeps_the_previous_checkpoint(tmp_pat
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert f"cannot write {run}" in out.stderr and file in out.stderr, out.stderr[-2000:]
     assert checkpoint.load(run / "checkpoints" / "latest.pt")["iteration"] >= 1
+
+
+@pytest.mark.slow
+def test_killed_ray_run_resumes_with_exact_accounting(tmp_path):
+    # Ray workers keep their envs' state in their own processes, so a resumed Ray run is not bit-identical
+    # (README); what must hold is that it resumes and counts every iteration and env step exactly once.
+    pytest.importorskip("ray")
+    run = tmp_path / "run"
+    args = ["train", "CartPole-v1", "--workers", "2", "--envs-per-worker", "2", "--steps", "2560", "--batch-size",
+            "512", "--checkpoint-every", "2", "--run-dir", run, "--no-tensorboard"]
+    out = _robopg(args, fault="iteration.end@3", timeout=600)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    out = _robopg(["resume", run], timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = read_csv(run / "metrics.csv")
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["env_steps"] for r in rows] == [512 * k for k in range(1, 6)]
+    assert checkpoint.load(run / "checkpoints" / "latest.pt")["env_steps"] == 2560

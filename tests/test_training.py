@@ -13,6 +13,7 @@ import pytest
 
 import robopg
 from robopg.checkpoint import CheckpointError
+from robopg.errors import EnvFailure
 from robopg.metrics import WALL_COLUMNS, read_csv
 from robopg.trainer import NonFiniteError, TrainingInterrupted
 
@@ -131,15 +132,24 @@ class NaNRewardEnv(gym.Env):
 gym.register("robopg-test/NaNReward-v0", entry_point=NaNRewardEnv, max_episode_steps=20)
 
 
-def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+def test_nan_reward_stops_training_as_the_envs_fault_and_keeps_last_good_checkpoint(tmp_path):
+    # The env's NaN is the env's fault: named where it happened (iteration 5), not as a non-finite loss.
     config = tiny("robopg-test/NaNReward-v0", num_envs=2, batch_size=64, steps=10_000, checkpoint_every=1,
                   normalize_observations=False)
-    with pytest.raises(NonFiniteError, match="iteration 5"):
+    with pytest.raises(EnvFailure, match=r"env robopg-test/NaNReward-v0, env index 0, episode step 10: reward is nan"):
         robopg.train(config, tmp_path / "r")
     data = robopg.checkpoint.load(tmp_path / "r" / "checkpoints" / "latest.pt")
     assert data["iteration"] == 4
     assert all(np.isfinite(v.numpy()).all() for v in data["policy"].values() if hasattr(v, "numpy"))
     assert len(read_csv(tmp_path / "r" / "metrics.csv")) == 4
+
+
+def test_diverging_update_is_a_non_finite_error_naming_the_iteration(tmp_path):
+    # A step so large the parameters overflow: the maths failed, not the env.
+    with pytest.raises(NonFiniteError, match="became non-finite at iteration 1"):
+        robopg.train(tiny(lr=1e300, estimator="rtg", baseline="mean", batch_mode="episodes"), tmp_path / "r")
+    assert not (tmp_path / "r" / "checkpoints" / "latest.pt").exists()
+    assert len(read_csv(tmp_path / "r" / "metrics.csv")) == 0
 
 
 def test_nan_through_the_cli_is_a_clear_error(tmp_path):
@@ -149,7 +159,7 @@ def test_nan_through_the_cli_is_a_clear_error(tmp_path):
             f"'--steps', '10000', '--run-dir', r'{tmp_path / 'r'}', '--no-tensorboard']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.getcwd())
     assert out.returncode == 1
-    assert "non-finite" in out.stderr and "iteration 5" in out.stderr and "Traceback" not in out.stderr
+    assert "env index 0, episode step 10: reward is nan" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign"])

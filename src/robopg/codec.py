@@ -43,6 +43,14 @@ def parse_int(text: str) -> int:
     return int(value)
 
 
+def parse_seed(text: str) -> int:
+    """A seed: an integer in [0, 2**32 - 1], the range numpy's and torch's generators take."""
+    value = parse_int(text)
+    if not 0 <= value < 2 ** 32:
+        raise ValueError(f"{text!r} is not in [0, 2**32 - 1]")
+    return value
+
+
 def parse_bool(text: str) -> bool:
     if text.lower() in ("true", "1", "yes"):
         return True
@@ -81,7 +89,7 @@ def _field(name: str) -> dataclasses.Field:
 
 
 def _argparse_type(name: str, typ: str):
-    parse = {"int": parse_int, "float": float, "str": str}[typ]
+    parse = {"int": parse_int, "float": float, "str": str, "seed": parse_seed}[typ]
 
     def convert(text: str):
         try:
@@ -137,3 +145,7 @@ def to_argv(values: dict[str, Any]) -> list[str]:
         else:
             argv += [option(key), repr(v) if isinstance(v, float) else str(v)]
     return argv
+
+
+# An argparse type for seeds outside Config (eval's and video's episode seeds): "invalid seed value: '-1'".
+SEED = _argparse_type("seed", "seed")

@@ -67,7 +67,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
                    help="which checkpoint of a run directory: the final policy or the best seen in training")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mean/argmax")
-    p.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation episodes")
+    p.add_argument("--seed", type=codec.SEED, default=10_000, help="seed of the evaluation episodes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -57,6 +57,8 @@ CHECKS = {
     "sizes": lambda v: None if isinstance(v, list) and v and all(_integer(h) and h > 0 for h in v)
     else f"must be positive integers, got {v}",
     "text": lambda v: None if isinstance(v, str) else f"must be a string, got {v!r}",
+    # numpy's and torch's generators take seeds in [0, 2**32 - 1]
+    "seed": lambda v: None if _integer(v) and 0 <= v < 2 ** 32 else f"must be an integer in [0, 2**32 - 1], got {v}",
 }
 
 
@@ -75,7 +77,7 @@ class Config:
                      role="env", positional=True)
     steps: int = _f(200_000, "Total environment steps to train for (all envs together).", check="positive_int")
     seed: int = _f(0, "Seed for torch, numpy and the environments; the same seed gives the same numbers.",
-                 role="run")
+                 role="run", check="seed")
     num_envs: int = _f(8, "Environments stepped side by side in one vector env (with --workers: set to "
                        "workers x envs-per-worker, all of them together).", check="positive_int")
     batch_size: int = _f(4096, "Environment steps per policy update (at least; whole-episode batches "

@@ -76,7 +76,8 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
                    help="the final policy, or the best seen in training")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mean")
-    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (default: 10000)")
+    p.add_argument("--seed", type=codec.SEED, default=10_000,
+                   help="seed of the first episode (default: 10000)")
 
 
 def _add_comparison_options(p: argparse.ArgumentParser) -> None:
