@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, fields
+import yaml
+
+from .config import CHECKS, Config, ConfigError, fields
 
 _DEFAULTS = Config()
 
@@ -64,6 +68,8 @@ def parse_value(name: str, text: str) -> Any:
             value = parse_bool(text)
         elif typ == "list":
             value = [parse_int(x) for x in text.replace(",", "x").split("x")]
+        elif typ == "dict":
+            value = dict(parse_pair(item) for item in text.split())
         else:
             value = text
     except ValueError:
@@ -71,6 +77,45 @@ def parse_value(name: str, text: str) -> Any:
     if "choices" in f.metadata and value not in f.metadata["choices"]:
         raise ConfigError(f"{option(name)}: {text!r} is not one of {', '.join(f.metadata['choices'])}")
     return value
+
+
+# --- YAML values: --env-kwargs items and config files ---------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``3e-4`` and ``1e6`` are strings (a float needs a dot); YAML 1.2, and
+    everyone writing a learning rate, reads them as numbers."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def yaml_value(text: str) -> Any:
+    """One value written as YAML (``2`` -> 2, ``0.5`` -> 0.5, ``true``, ``3e-4``, ``[1, 2]``, text -> text); a
+    value with a comma outside brackets and quotes is a list: ``0.5,0.1`` -> [0.5, 0.1]."""
+    stripped = text.strip()
+    if "," in stripped and stripped[:1] not in "[{'\"":
+        stripped = f"[{stripped}]"
+    try:
+        return yaml.load(stripped, Loader=_Loader) if stripped else ""
+    except yaml.YAMLError as e:
+        raise ValueError(f"{text!r} is not a YAML value ({str(e).splitlines()[0]})") from None
+
+
+def yaml_text(value: Any) -> str:
+    """The inverse of ``yaml_value``: text that reads back as ``value``."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip().removesuffix("...").strip()
+    if isinstance(value, str) and "," in text and text[:1] not in "'\"":
+        text = "'" + value.replace("'", "''") + "'"  # else it would read back as a list
+    return text
+
+
+def parse_pair(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (KEY, the YAML value of VALUE)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ValueError(f"{text!r} is not KEY=VALUE (KEY a Python name)")
+    return key, yaml_value(value)
 
 
 def _field(name: str) -> dataclasses.Field:
@@ -111,12 +156,28 @@ def add_options(parser, names: Iterable[str] | None = None, skip: Iterable[str] 
         kw: dict = {"dest": f.name, "default": default if own else None, "help": text}
         if typ == "bool":
             parser.add_argument(option(f.name), action=argparse.BooleanOptionalAction, **kw)
+        elif typ == "dict":
+            parser.add_argument(option(f.name), nargs="+", action=_PairsAction, metavar="KEY=VALUE", **kw)
         elif typ == "list":
             parser.add_argument(option(f.name), nargs="+", type=_argparse_type(f.name, "int"), metavar="N", **kw)
         else:
             if "choices" in f.metadata:
                 kw["choices"] = f.metadata["choices"]
             parser.add_argument(option(f.name), type=_argparse_type(f.name, typ), **kw)
+
+
+class _PairsAction(argparse.Action):
+    """``--env-kwargs a=1 b=x`` -> {"a": 1, "b": "x"}; given twice, the second adds to the first."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        pairs = dict(getattr(namespace, self.dest, None) or {})
+        for item in values:
+            try:
+                key, value = parse_pair(item)
+            except ValueError as e:
+                raise argparse.ArgumentError(self, str(e)) from None
+            pairs[key] = value
+        setattr(namespace, self.dest, pairs)
 
 
 def given(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict[str, Any]:
@@ -134,6 +195,61 @@ def to_argv(values: dict[str, Any]) -> list[str]:
             argv.append(option(key) if v else "--no-" + key.replace("_", "-"))
         elif isinstance(v, list):
             argv += [option(key), *map(str, v)]
+        elif isinstance(v, dict):
+            argv += [option(key), *(f"{k}={yaml_text(x)}" for k, x in v.items())] if v else []
         else:
             argv += [option(key), repr(v) if isinstance(v, float) else str(v)]
     return argv
+
+
+# --- config files -----------------------------------------------------------------------------------------------
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The options a YAML config file sets (``robopg train --config``): the schema of a run's config.yaml, any
+    subset of its keys. Each value is checked against its field here, so an error names the key and the file."""
+    path = Path(path)
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader)
+    except OSError as e:
+        raise ConfigError(f"--config: cannot read {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--config: {path} is not valid YAML ({' '.join(str(e).split())[:200]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping of option: value, not {type(data).__name__}")
+    known = {f.name: f for f in fields()}
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"--config: unknown key {key!r} in {path} (the keys are a run's config.yaml's: "
+                              f"{option(str(key))} is no robopg train option)")
+        why = _typed(known[key], value)
+        if isinstance(why, str):
+            raise ConfigError(f"--config: {key} in {path}: {why}")
+        values[key] = why[0]
+    return values
+
+
+def _typed(f: dataclasses.Field, value: Any) -> tuple[Any] | str:
+    """(value as field ``f`` holds it,), or why it cannot be: wrong type, not a choice, or failing its check."""
+    typ = field_type(f)
+    if isinstance(value, str) and typ in ("int", "float", "bool", "list"):
+        try:
+            value = parse_value(f.name, value)  # text the YAML 1.2 rules did not catch, e.g. 64x64
+        except ConfigError as e:
+            return str(e).partition(": ")[2]
+    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer(),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str),
+          "list": lambda v: isinstance(v, list), "dict": lambda v: isinstance(v, dict)}[typ]
+    if not ok(value):
+        return f"expected {_KINDS[typ]}, got {value!r}"
+    value = int(value) if typ == "int" else float(value) if typ == "float" else value
+    if "choices" in f.metadata and value not in f.metadata["choices"]:
+        return f"{value!r} is not one of {', '.join(f.metadata['choices'])}"
+    why = CHECKS[f.metadata["check"]](value) if "check" in f.metadata else None
+    return why if why else (value,)
+
+
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text",
+          "list": "a list of integers", "dict": "a mapping of name: value"}
