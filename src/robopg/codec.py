@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import math
 import re
 from collections.abc import Iterable
@@ -212,7 +213,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(f"--config: cannot read {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--config: {path} is not valid YAML ({' '.join(str(e).split())[:200]})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"--config: {path} is not valid YAML: {getattr(e, 'problem', None) or e}{where}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -221,8 +224,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     values = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"--config: unknown key {key!r} in {path} (the keys are a run's config.yaml's: "
-                              f"{option(str(key))} is no robopg train option)")
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"did you mean {close[0]}?" if close else "the keys are those of a run's config.yaml"
+            raise ConfigError(f"--config: unknown key {key!r} in {path} ({hint})")
         why = _typed(known[key], value)
         if isinstance(why, str):
             raise ConfigError(f"--config: {key} in {path}: {why}")

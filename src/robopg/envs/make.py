@@ -55,12 +55,26 @@ def check_env_id(env_id: str) -> None:
         import_env_module(module)
     if name in gym.registry:
         return
+    if module:
+        own = _registered_by(module)
+        raise EnvError(f"unknown environment id {name!r}: importing {module!r} registered no such id"
+                       + (f"; it registers {', '.join(own)}" if own else ""))
     close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.registry for the ids"
-    if module:
-        raise EnvError(f"unknown environment id {name!r}: importing {module!r} registered no such id{hint}")
     raise EnvError(f"unknown environment id {env_id!r}{hint} (an env of your own: MODULE:ID, e.g. "
                    f"my_robots:Arm-v0, imports MODULE first)")
+
+
+def _registered_by(module: str) -> list[str]:
+    """The ids whose entry point lives in ``module``'s package."""
+    package = module.split(".")[0]
+    found = []
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point
+        where = entry if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
+        if where.split(":")[0].split(".")[0] == package:
+            found.append(env_id)
+    return found
 
 
 def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
