@@ -125,10 +125,9 @@ def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, he
         # an error while it looks for one. The dummy driver draws off-screen, which is all that is needed.
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from ..envs import make_env
-
-    size = {"width": width, "height": height} if mujoco else {}
     try:
-        env = make_env(env_id, env_kwargs, flatten_observations, render_mode="rgb_array", **size)
+        env = make_env(env_id, env_kwargs, flatten_observations, render_mode="rgb_array",
+                       **({"width": width, "height": height} if mujoco else {}))
     except gym.error.DependencyNotInstalled as e:
         raise RenderError(f"{env_id} renders with pygame, which is not installed: pip install pygame") from e
     frames: list[np.ndarray] = []
