@@ -234,6 +234,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def check_value(name: str, value: Any) -> Any:
+    """``value`` as field ``name`` holds it (YAML's 2 for a float field -> 2.0, "64x64" -> [64, 64]); ConfigError
+    naming the option if it has the wrong type, is not a choice or fails its check."""
+    why = _typed(_field(name), value)
+    if isinstance(why, str):
+        raise ConfigError(f"{option(name)}: {why}")
+    return why[0]
+
+
 def _typed(f: dataclasses.Field, value: Any) -> tuple[Any] | str:
     """(value as field ``f`` holds it,), or why it cannot be: wrong type, not a choice, or failing its check."""
     typ = field_type(f)
