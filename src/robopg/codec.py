@@ -90,6 +90,11 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float",
                               re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
+def load_yaml(text: str) -> Any:
+    """A YAML document, numbers read by YAML 1.2's rules (``lr: 3e-4`` is a float); yaml.YAMLError if invalid."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def yaml_value(text: str) -> Any:
     """One value written as YAML (``2`` -> 2, ``0.5`` -> 0.5, ``true``, ``3e-4``, ``[1, 2]``, text -> text); a
     value with a comma outside brackets and quotes is a list: ``0.5,0.1`` -> [0.5, 0.1]."""
@@ -209,7 +214,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     subset of its keys. Each value is checked against its field here, so an error names the key and the file."""
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
+        data = load_yaml(path.read_text())
     except OSError as e:
         raise ConfigError(f"--config: cannot read {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:

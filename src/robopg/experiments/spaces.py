@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .. import codec
 from ..config import Config, ConfigError, names
 
@@ -83,12 +85,14 @@ def default_space(base: Config) -> dict[str, Param]:
 
 def load_space(path: str | Path, base: Config) -> dict[str, Param]:
     """The default space, changed by the file at ``path`` (see the module's docstring)."""
-    try:
-        data = codec.yaml_value(Path(path).read_text()) if Path(path).is_file() else None
-    except ValueError as e:
-        raise ConfigError(f"--space: {path} is not valid YAML ({e})") from None
     if not Path(path).is_file():
         raise ConfigError(f"--space: no such file {path}")
+    try:
+        data = codec.load_yaml(Path(path).read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"--space: {path} is not valid YAML: {getattr(e, 'problem', None) or e}"
+                          + (f" at line {mark.line + 1}" if mark is not None else "")) from None
     if not isinstance(data, dict):
         raise ConfigError(f"--space: {path} must hold a mapping of option: range, choices or value")
     space = default_space(base) if data.pop("defaults", True) is not False else {}
@@ -137,32 +141,29 @@ def _is_list(name: str) -> bool:
 
 
 def fit_to(space: dict[str, Param], base: Config) -> dict[str, Param]:
-    """``space`` with the choices (and range ends) that cannot work with ``base`` removed, e.g. batch sizes
-    below the env count or above the step budget; ConfigError if a parameter has nothing left."""
+    """``space`` without the choices that cannot work with ``base`` (e.g. batch sizes above the step budget, when
+    others fit); ConfigError if the first trial's config, every parameter at its first value, cannot work."""
     fitted = {}
     for name, p in space.items():
-        if p.kind in ("float", "int"):
-            for end in (p.low, p.high):
-                _try(base, name, end, strict=True)
-            fitted[name] = p
-            continue
-        keep = tuple(v for v in p.choices if _try(base, name, v, strict=p.kind == "fixed"))
-        if not keep:
-            raise ConfigError(f"--space: no value of {name} ({', '.join(map(str, p.choices))}) works with these "
-                              f"options (e.g. --steps {base.steps}, --num-envs {base.num_envs})")
-        fitted[name] = dataclasses.replace(p, choices=keep)
+        works = tuple(v for v in p.choices if _works(dataclasses.replace(base, **{name: _value(name, v)})))
+        fitted[name] = dataclasses.replace(p, choices=works) if p.kind == "choice" and works else p
+    first = {name: _value(name, p.low if p.kind in ("float", "int") else p.choices[0]) for name, p in fitted.items()}
+    try:
+        dataclasses.replace(base, **first).validate()
+    except ConfigError as e:
+        raise ConfigError(f"--space: the trials cannot run with these options: {e}") from None
     return fitted
 
 
-def _try(base: Config, name: str, value: Any, strict: bool) -> bool:
-    if isinstance(value, str) and _is_list(name):
-        value = codec.parse_value(name, value)
+def _value(name: str, value: Any) -> Any:
+    return codec.parse_value(name, value) if isinstance(value, str) and _is_list(name) else value
+
+
+def _works(config: Config) -> bool:
     try:
-        dataclasses.replace(base, **{name: value}).validate()
+        config.validate()
         return True
     except ConfigError:
-        if strict:
-            raise
         return False
 
 

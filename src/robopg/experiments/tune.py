@@ -108,7 +108,6 @@ def plan(env_id: str, options: dict[str, Any], trials: int, space_file: str | No
     base = make_config(env_id, **options)
     check_env_kwargs(env_id, base.env_kwargs)
     options["steps"] = base.steps
-    base.validate()
     space = load_space(space_file, base) if space_file else default_space(base)
     if not any(p.kind != "fixed" for p in space.values()):
         raise TuneError("--space: nothing left to search")
