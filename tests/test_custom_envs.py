@@ -108,6 +108,15 @@ def test_video_of_a_robot_of_ones_own(tmp_path):
     assert (run / "video.gif").stat().st_size > 0
 
 
+def test_ray_workers_import_the_module_and_rebuild_the_same_env(tmp_path):
+    pytest.importorskip("ray")
+    out = robopg("train", "my_robots:Arm-v0", "--env-kwargs", "dict_obs=true", "target=0.5,0.1",
+                 "--flatten-observations", "--workers", "1", "--envs-per-worker", "2", "--steps", "1024",
+                 "--batch-size", "512", "--no-tensorboard", "--run-dir", tmp_path / "ray")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "on 1 Ray workers" in out.stdout
+
+
 # --- bad input: exit 2, one line, nothing written ---------------------------------------------------------------
 def test_a_module_that_does_not_import_is_one_line(tmp_path):
     (tmp_path / "broken_robot.py").write_text("import a_package_nobody_installed\n")
