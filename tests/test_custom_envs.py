@@ -195,6 +195,15 @@ def test_a_config_file_sits_between_the_preset_and_the_command_line(tmp_path):
     assert train_config(_train_args("Walker2d-v5", "--config", path)).env_id == "Walker2d-v5"
 
 
+def test_the_example_config_file(monkeypatch):
+    from robopg.commands import train_config
+
+    monkeypatch.chdir(EXAMPLES)
+    config = train_config(_train_args("--config", "my_robots/arm.yaml", "--seed", "3"))
+    assert config.env_id == "my_robots:Arm-v0" and config.seed == 3 and config.lr == 3e-3
+    config.validate()
+
+
 def test_a_runs_config_yaml_is_a_config_file(trained_cartpole):
     from robopg.commands import train_config
 
