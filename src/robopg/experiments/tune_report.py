@@ -26,7 +26,9 @@ def trial_rows(study, path: Path) -> list[dict[str, Any]]:
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
         note = "interrupted" if t.user_attrs.get("interrupted") or t.number in interrupted else \
             t.user_attrs.get("error", "")
-        rows.append({"trial": t.number, "state": t.state.name.lower(), "objective": t.value, "last_report": last,
+        # Optuna gives a pruned trial its last reported value; that is not the objective, so it is kept apart.
+        objective = t.value if t.state.name == "COMPLETE" else None
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "objective": objective, "last_report": last,
                      "params": dict(t.params), "seed": t.user_attrs.get("seed"),
                      "run_dir": str(path / t.user_attrs["run_dir"]) if "run_dir" in t.user_attrs else "",
                      "wall_s": t.user_attrs.get("wall_s"), "note": note})
@@ -120,8 +122,9 @@ def _write_importance(study, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(items) + 1.2))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#4477aa")
     ax.set_xlabel("importance (share of the objective's variation)")
-    ax.set_title(f"{study.user_attrs.get('env_id', '')}: which settings mattered "
-                 f"({len(study.get_trials(deepcopy=False))} trials)")
+    complete = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    ax.set_title(f"{study.user_attrs.get('env_id', '')}: which settings mattered ({complete} complete trials)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path / "importance.png", dpi=100)
     plt.close(fig)
