@@ -46,6 +46,7 @@ def test_a_study_of_normal_runs_ends_in_best_yaml_a_summary_and_an_importance_pl
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     states, study = _states(tdir)
     assert [s for _, s in states] == ["COMPLETE"] * 3
+    assert study.trials[0].params["lr"] == make_config("CartPole-v1").lr  # trial 0: the preset, inside the space
     for t in study.trials:
         run = tdir / t.user_attrs["run_dir"]
         config = Config.load(run / "config.yaml")  # a normal run directory, with the trial's settings and seed

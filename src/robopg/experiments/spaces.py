@@ -136,6 +136,18 @@ def parse_param(name: str, spec: Any) -> Param:
     return Param("fixed", choices=(codec.check_value(name, spec),))
 
 
+def starting_point(space: dict[str, Param], base: Config) -> dict[str, Any]:
+    """``base``'s values of the searched settings that lie inside the space, as Optuna holds them: the first
+    trial of a study runs them, so the preset is among the trials and the study can only improve on it."""
+    point = {}
+    for name, p in space.items():
+        value = getattr(base, name)
+        value = "x".join(map(str, value)) if _is_list(name) else value
+        if p.kind in ("float", "int") and p.low <= value <= p.high or p.kind == "choice" and value in p.choices:
+            point[name] = value
+    return point
+
+
 def _is_list(name: str) -> bool:
     return codec.field_type(_field(name)) == "list"
 

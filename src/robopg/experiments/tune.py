@@ -11,7 +11,9 @@ the study stops, ``best.yaml`` (``robopg train --config best.yaml``), ``summary.
   one below the median of earlier trials at the same point (after the first quarter) is stopped.
 - Objective: the mean training return over the last 10% of the steps (the end of the learning curve, averaged
   over many episodes, so one lucky batch does not decide).
-- Trial n trains with seed ``--seed + n``. Re-check a result on other seeds (``robopg sweep``), never these.
+- Trial 0 runs the preset's values of the searched settings (those inside the space), the rest sampled, so the
+  study measures the preset on its own terms; trial n trains with seed ``--seed + n``. Re-check a result on
+  other seeds, never these.
 - ``--resume`` continues the study: trials that were running when it stopped (Ctrl-C, a crash, a killed
   machine) are marked failed, never counted as results, and new trials run until ``--trials`` have finished.
 """
@@ -34,7 +36,7 @@ from typing import Any
 from .. import codec
 from ..config import Config, ConfigError, names
 from ..presets import make_config
-from .spaces import Param, default_space, fit_to, load_space, space_from_dict, space_to_dict
+from .spaces import Param, default_space, fit_to, load_space, space_from_dict, space_to_dict, starting_point
 
 STUDY_FILE = "study.db"
 STUDY_NAME = "robopg-tune"
@@ -134,6 +136,8 @@ def create_study(path: Path, the_plan: Plan):
         study = optuna.create_study(storage=_storage(path), study_name=STUDY_NAME, direction="maximize")
         for key, value in the_plan.attrs().items():
             study.set_user_attr(key, value)
+        # Trial 0 runs the preset's (or the options') values, where the space holds them: a baseline in the study.
+        study.enqueue_trial(starting_point(the_plan.space, the_plan.base()))
     except BaseException:
         (path / STUDY_FILE).unlink(missing_ok=True)
         if created:
