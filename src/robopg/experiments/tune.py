@@ -342,7 +342,7 @@ def fail_leftovers(study, path: Path, say: Callable[[str], None]) -> list[int]:
     from optuna.trial import TrialState
 
     _check_lock(path)
-    stale = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))]
+    stale = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]  # WAITING: enqueued
     for number in stale:
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
     if stale:
