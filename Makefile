@@ -12,7 +12,7 @@ $(BIN)/robopg: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev,ray,export]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,ray,export,tune]'
 	touch $(BIN)/robopg
 
 demo: $(VENV)

@@ -13,7 +13,7 @@ import torch
 
 from . import checkpoint
 from .config import Config
-from .envs import check_env_id, make_vector_env, resolve_backend
+from .envs import check_env_id, check_env_kwargs, make_vector_env, resolve_backend
 from .errors import CheckpointError, ConfigError
 from .policies import Policy, make_policy
 from .runlock import LOCK, RunLock
@@ -34,13 +34,15 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
     """
     config.validate()
     check_env_id(config.env_id)
+    check_env_kwargs(config.env_id, config.env_kwargs)
     if config.workers:
         from .distributed import require_ray
         require_ray()  # before the run directory exists: a missing extra leaves nothing behind
     run_dir = Path(run_dir or config.run_dir or default_run_dir(config))
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir: {run_dir} is a file, not a directory")
-    config = dataclasses.replace(config, env_backend=resolve_backend(config.env_id, config.env_backend),
+    config = dataclasses.replace(config, env_backend=resolve_backend(config.env_id, config.env_backend,
+                                                                     config.env_kwargs),
                                  num_envs=config.resolved_num_envs(), run_dir=str(run_dir))
     created = not run_dir.exists()
     with RunLock(run_dir):
@@ -119,7 +121,8 @@ def load(path: str | Path, which: str = "latest") -> Policy:
     """
     ckpt = checkpoint.load(_checkpoint_path(Path(path), which))
     config = Config.from_dict(ckpt["config"])
-    env = make_vector_env(config.env_id, 1)
+    env = make_vector_env(config.env_id, 1, env_kwargs=config.env_kwargs,
+                          flatten_observations=config.flatten_observations)
     try:
         policy = make_policy(config, env.single_observation_space, env.single_action_space)
     finally:
@@ -135,12 +138,21 @@ def load(path: str | Path, which: str = "latest") -> Policy:
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000,
-             deterministic: bool = True, num_envs: int | None = None, backend: str = "gymnasium") -> dict:
-    """Mean and std of the return over ``episodes`` complete episodes (seeded, so repeatable)."""
+             deterministic: bool = True, num_envs: int | None = None, backend: str = "gymnasium",
+             env_kwargs: dict | None = None, flatten_observations: bool | None = None) -> dict:
+    """Mean and std of the return over ``episodes`` complete episodes (seeded, so repeatable).
+
+    ``env_kwargs`` and ``flatten_observations`` default to those the policy was trained with (when it was
+    loaded with ``load`` and ``env_id`` is its env's)."""
     if episodes <= 0:
         raise ConfigError(f"--episodes: must be positive, got {episodes}")
     n = min(num_envs or episodes, episodes, 16)
-    venv = make_vector_env(env_id, n, backend=backend)
+    own = getattr(policy, "config", None)
+    own = own if own is not None and own.env_id == env_id else Config(env_id=env_id)
+    venv = make_vector_env(env_id, n, backend=backend,
+                           env_kwargs=own.env_kwargs if env_kwargs is None else env_kwargs,
+                           flatten_observations=own.flatten_observations if flatten_observations is None
+                           else flatten_observations)
     returns: list[float] = []
     try:
         obs, _ = venv.reset(seed=seed)

@@ -50,6 +50,7 @@ def commands() -> list[Command]:
     from . import commands as core
     from . import export
     from .experiments import commands as exp
+    from .experiments import tune
 
     return [
         Command("train", "train a policy on a Gymnasium environment", core.TRAIN_DESCRIPTION,
@@ -69,6 +70,8 @@ def commands() -> list[Command]:
                 exp.add_video_arguments, exp.run_video),
         Command("export", "write a trained policy as ONNX or TorchScript, ready to deploy", export.DESCRIPTION,
                 export.add_arguments, export.run),
+        Command("tune", "search a robot's settings with Optuna, each trial a run of its own", tune.DESCRIPTION,
+                tune.add_arguments, tune.run_command),
     ]
 
 

@@ -14,19 +14,35 @@ from .presets import PRESETS
 
 # --- train ----------------------------------------------------------------------------------------------
 TRAIN_DESCRIPTION = ("Train a policy. Known robots start from a tuned preset (" + ", ".join(PRESETS) + "); any "
-                     "other Gymnasium id uses the general defaults. Options override either.")
+                     "other Gymnasium id uses the general defaults. A --config file overrides the preset, and "
+                     "options on the command line override both.")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("env_id", help="Gymnasium environment id, e.g. Hopper-v5 or CartPole-v1")
+    p.add_argument("env_id", nargs="?", help="Gymnasium environment id, e.g. Hopper-v5 or CartPole-v1, or "
+                                             "MODULE:ID for an env your own module registers (my_robots:Arm-v0); "
+                                             "may come from --config instead")
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="a YAML file of options: the schema of a run's config.yaml, any subset of its keys (e.g. a "
+                        "tune's best.yaml); options given on the command line override it")
     codec.add_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --run-dir")
 
 
-def run_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace):
+    """The run's config: the env's preset, then the --config file, then the options given on the command line."""
     from .presets import make_config
 
-    config = make_config(args.env_id, **codec.given(args, skip=("env_id",)))
+    values = codec.load_config_file(args.config) if args.config else {}
+    env_id = args.env_id or values.get("env_id")  # an id on the command line overrides the file's, as options do
+    values.pop("env_id", None)
+    if not env_id:
+        raise ConfigError("give an environment id (robopg train ENV_ID), or a --config file with env_id")
+    return make_config(env_id, **{**values, **codec.given(args, skip=("env_id",))})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = train_config(args)
     config.validate()  # before torch is imported: a typo is answered at once
     from .api import train
 

@@ -59,6 +59,8 @@ CHECKS = {
     "text": lambda v: None if isinstance(v, str) else f"must be a string, got {v!r}",
     # numpy's and torch's generators take seeds in [0, 2**32 - 1]
     "seed": lambda v: None if _integer(v) and 0 <= v < 2 ** 32 else f"must be an integer in [0, 2**32 - 1], got {v}",
+    "kwargs": lambda v: None if isinstance(v, dict) and all(isinstance(k, str) and k.isidentifier() for k in v)
+    else f"must map keyword names to values, got {v!r}",
 }
 
 
@@ -120,6 +122,12 @@ class Config:
                           choices=ENV_BACKENDS)
     env_threads: int = _f(0, "Threads for the native backend's batched MuJoCo stepping (0: the cores available).",
                           role="runtime", check="count")
+    env_kwargs: dict = _f({}, "Keyword arguments for the environment's constructor, as KEY=VALUE (values read as YAML: "
+                          "2, 0.5, true, a text; a value with commas is a list), e.g. --env-kwargs reward_scale=2 "
+                          "target=0.5,0.1. Saved with the run, so resume, eval, video and Ray workers rebuild the "
+                          "same env. Runs on the gymnasium backend.", check="kwargs")
+    flatten_observations: bool = _f(False, "Flatten Dict/Tuple observations into one vector (Gymnasium's "
+                                    "FlattenObservation) so robopg's policies can take them.")
     workers: int = _f(0, "Ray rollout workers sampling in parallel, each with its own vector env and a copy of "
                       "the policy (0: sample in this process). Needs: pip install -e '.[ray]'.", check="count")
     envs_per_worker: int = _f(8, "Environments in each Ray worker's vector env (with --workers).", check="positive_int")

@@ -118,7 +118,10 @@ class PolicyProblem:
         self.name, self.gamma, self.policy = name, gamma, policy
         self.true_gradient = None
         self.layers = [(n, p.numel()) for n, p in policy.named_parameters()]
-        self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend))
+        own = getattr(policy, "config", None)  # a trained policy's env kwargs and flattening, if it has them
+        kw = {"env_kwargs": own.env_kwargs, "flatten_observations": own.flatten_observations} if own else {}
+        self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend, kw.get("env_kwargs")),
+                                    **kw)
         self.sampler = Sampler(self.venv, policy, batch_size, "episodes", seed)
         self.value = None
         self.value_note = "none (value_batches=0)"

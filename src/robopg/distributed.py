@@ -135,7 +135,7 @@ class RaySampler:
             # replayed silently by Ray. SPREAD puts workers on different nodes while there are any.
             actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0,
                                scheduling_strategy="SPREAD")(RolloutWorker)
-            spec = gym.spec(config.env_id)
+            spec = gym.spec(config.env_id.rpartition(":")[2])  # "module:EnvId": the trainer imported module
             self.workers = [actor.remote(config.to_dict(), spec, i, self.shares[i], 0)
                             for i in range(config.workers)]
             self._wait_ready()

@@ -299,11 +299,12 @@ def _categorical_graph(policy, stochastic: bool):
 
 
 def _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which, version) -> dict[str, Any]:
-    import gymnasium as gym
     import numpy as np
     import torch
 
-    env = gym.make(config.env_id)
+    from .envs import make_env
+
+    env = make_env(config.env_id, config.env_kwargs, config.flatten_observations)
     try:
         obs_space, act_space = env.observation_space, env.action_space
     finally:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .envs import make_vector_env
+from .envs import make_vector_env_for
 from .policies import make_policy
 from .sampler import Rollout, Sampler
 
@@ -40,8 +40,7 @@ class RolloutWorker:
             gym.registry[env_spec.id] = env_spec
         self.index = index
         self.run_seed = c.seed
-        self.venv = make_vector_env(c.env_id, c.envs_per_worker, c.vectorization, c.env_backend, c.env_threads,
-                                    c.on_env_error)
+        self.venv = make_vector_env_for(c, c.envs_per_worker)
         self.policy = make_policy(c, self.venv.single_observation_space, self.venv.single_action_space)
         self.sampler = Sampler(self.venv, self.policy, batch_size, c.resolved_batch_mode(), 0, c.env_id,
                                first_env_index=index * c.envs_per_worker, max_env_errors=c.max_env_errors)

@@ -1,13 +1,20 @@
-"""Making environments: checking ids, choosing the simulator backend, SAME_STEP vector envs."""
+"""Making environments: checking ids (Gymnasium's own and ``module:EnvId``), choosing the simulator backend,
+SAME_STEP vector envs with the run's env kwargs and observation flattening."""
 
 from __future__ import annotations
 
 import difflib
 import functools
+import importlib
+import inspect
 import logging
+import os
+import sys
+from typing import Any
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers import FlattenObservation
 
 from ..errors import EnvError
 from ..native import SUPPORTED_IDS as NATIVE_IDS
@@ -35,12 +42,88 @@ def _route_mujoco_warnings() -> None:
 _route_mujoco_warnings()
 
 
-def check_env_id(env_id: str) -> None:
-    if env_id in gym.registry:
+def split_env_id(env_id: str) -> tuple[str, str]:
+    """Gymnasium's ``"module:EnvId"`` -> ("module", "EnvId"); a plain id -> ("", id)."""
+    module, _, name = env_id.rpartition(":")
+    return module, name
+
+
+def import_env_module(module: str) -> None:
+    """Import the module that registers a ``module:EnvId`` id, as ``gym.make`` does. A module beside the user
+    (in the current directory) is found even when ``robopg`` runs as an installed script, whose ``sys.path``
+    starts at its own folder rather than at the current directory, as ``python -m`` would."""
+    try:
+        importlib.import_module(module)
         return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+    except ModuleNotFoundError as e:
+        cwd = os.getcwd()
+        if e.name != module.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise EnvError(f"cannot import {module!r} (for {module}:<EnvId>): {_one_line(e)}") from None
+    except Exception as e:  # the user's module raised while importing: its error, in one line
+        raise EnvError(f"cannot import {module!r} (for {module}:<EnvId>): {_one_line(e)}") from None
+    sys.path.append(cwd)
+    try:
+        importlib.import_module(module)
+    except Exception as e:
+        raise EnvError(f"cannot import {module!r} (for {module}:<EnvId>): {_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+
+
+def check_env_id(env_id: str) -> None:
+    module, name = split_env_id(env_id)
+    if module:
+        import_env_module(module)
+    if name in gym.registry:
+        return
+    if module:
+        own = _registered_by(module)
+        raise EnvError(f"unknown environment id {name!r}: importing {module!r} registered no such id"
+                       + (f"; it registers {', '.join(own)}" if own else ""))
+    close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.registry for the ids"
-    raise EnvError(f"unknown environment id {env_id!r}{hint}")
+    raise EnvError(f"unknown environment id {env_id!r}{hint} (an env of your own: MODULE:ID, e.g. "
+                   f"my_robots:Arm-v0, imports MODULE first)")
+
+
+def _registered_by(module: str) -> list[str]:
+    """The ids whose entry point lives in ``module``'s package."""
+    package = module.split(".")[0]
+    found = []
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point
+        where = entry if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
+        if where.split(":")[0].split(".")[0] == package:
+            found.append(env_id)
+    return found
+
+
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec of ``env_id`` (its module imported first for ``module:EnvId``)."""
+    check_env_id(env_id)
+    return gym.spec(split_env_id(env_id)[1])
+
+
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any] | None) -> None:
+    """EnvError naming a key the env's constructor does not take (checked before anything is made)."""
+    if not env_kwargs:
+        return
+    entry = env_spec(env_id).entry_point
+    try:
+        creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        params = inspect.signature(creator).parameters.values()
+    except (TypeError, ValueError, ImportError, AttributeError):
+        return  # no signature to read: the constructor itself will say
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in env_kwargs if k not in names]
+    if unknown:
+        raise EnvError(f"--env-kwargs: {env_id} does not accept {', '.join(map(repr, unknown))} (it takes: "
+                       f"{', '.join(n for n in names if n != 'self') or 'no arguments'})")
 
 
 def native_ids() -> tuple[str, ...]:
@@ -48,8 +131,9 @@ def native_ids() -> tuple[str, ...]:
     return tuple(NATIVE_IDS)
 
 
-def resolve_backend(env_id: str, backend: str = "auto") -> str:
-    """Which simulator backend runs ``env_id``: 'gymnasium' or 'native'."""
+def resolve_backend(env_id: str, backend: str = "auto", env_kwargs: dict[str, Any] | None = None) -> str:
+    """Which simulator backend runs ``env_id``: 'gymnasium' or 'native'. The native backend reproduces each
+    robot with its default arguments only, so env kwargs mean Gymnasium's."""
     if backend == "gymnasium":
         return backend
     supported = native_ids()
@@ -57,12 +141,16 @@ def resolve_backend(env_id: str, backend: str = "auto") -> str:
         if env_id not in supported:
             raise EnvError(f"--env-backend native does not support {env_id}; it supports "
                            f"{', '.join(supported) or 'no ids yet'} (use --env-backend gymnasium)")
+        if env_kwargs:
+            raise EnvError("--env-backend native builds each robot with its default arguments and cannot take "
+                           "--env-kwargs (use --env-backend gymnasium)")
         return backend
-    return "native" if env_id in supported else "gymnasium"
+    return "native" if env_id in supported and not env_kwargs else "gymnasium"
 
 
 def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", backend: str = "gymnasium",
-                    threads: int = 0, on_env_error: str = "stop") -> gym.vector.VectorEnv:
+                    threads: int = 0, env_kwargs: dict[str, Any] | None = None,
+                    flatten_observations: bool = False, on_env_error: str = "stop") -> gym.vector.VectorEnv:
     """A vector env in SAME_STEP autoreset mode: Gymnasium's, or robopg's native batched MuJoCo one.
 
     Gymnasium 1.x defaults to NEXT_STEP: the step after an episode ends returns the reset observation with
@@ -74,23 +162,64 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", bac
     raises is reported by id and index; the native backend's batched physics raises no per-env errors.
     """
     check_env_id(env_id)
-    if resolve_backend(env_id, backend) == "native":
+    if resolve_backend(env_id, backend, env_kwargs) == "native":
         from ..native import make_native_vector_env
 
-        return make_native_vector_env(env_id, num_envs, threads=threads)
-    fns = [functools.partial(_make_guarded, env_id, i, on_env_error) for i in range(num_envs)]
+        return make_native_vector_env(env_id, num_envs, threads=threads)  # flat Box observations already
+    check_env_kwargs(env_id, env_kwargs)
+    fns = [functools.partial(_make_guarded, split_env_id(env_id)[1], i, on_env_error, env_kwargs or {},
+                             flatten_observations) for i in range(num_envs)]
     try:
         if vectorization == "sync":
-            return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-        fns[0]().close()  # a bad id or argument fails here, in this process, with Gymnasium's own message
-        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+            venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        else:
+            fns[0]().close()  # a bad id or argument fails here, in this process, with Gymnasium's own message
+            venv = gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
     except gym.error.Error as e:
         raise EnvError(f"cannot make {env_id}: {e}") from e
+    except (TypeError, ValueError) as e:  # the env's constructor refused its arguments
+        raise EnvError(f"cannot make {env_id}{_with(env_kwargs)}: {_one_line(e)}") from e
+    _check_flat(env_id, venv.single_observation_space, venv)
+    return venv
 
 
-def _make_guarded(env_id: str, index: int, on_env_error: str) -> gym.Env:
-    return EnvGuard(gym.make(env_id), index, on_env_error)
+def make_vector_env_for(config, num_envs: int, backend: str | None = None) -> gym.vector.VectorEnv:
+    """``make_vector_env`` with everything a run's config says about its env (id, backend, vectorization,
+    threads, env kwargs, flattening)."""
+    return make_vector_env(config.env_id, num_envs, config.vectorization, backend or config.env_backend,
+                           config.env_threads, config.env_kwargs, config.flatten_observations, config.on_env_error)
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, flatten_observations: bool = False,
+             **make_kwargs: Any) -> gym.Env:
+    """One Gymnasium env (e.g. to render): ``gym.make`` with the run's env kwargs and flattening."""
+    check_env_id(env_id)
+    check_env_kwargs(env_id, env_kwargs)
+    try:
+        env = gym.make(split_env_id(env_id)[1], **(env_kwargs or {}), **make_kwargs)
+    except (TypeError, ValueError) as e:
+        raise EnvError(f"cannot make {env_id}{_with(env_kwargs)}: {_one_line(e)}") from e
+    env = FlattenObservation(env) if flatten_observations else env
+    _check_flat(env_id, env.observation_space, env)
+    return env
+
+
+def _with(env_kwargs: dict[str, Any] | None) -> str:
+    return f" with --env-kwargs {' '.join(f'{k}={v!r}' for k, v in env_kwargs.items())}" if env_kwargs else ""
+
+
+def _check_flat(env_id: str, space: gym.Space, env) -> None:
+    if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
+        env.close()
+        raise EnvError(f"{env_id} has {type(space).__name__} observations; robopg's policies take one flat "
+                       f"vector: pass --flatten-observations (Gymnasium's FlattenObservation)")
+
+
+def _make_guarded(env_id: str, index: int, on_env_error: str, env_kwargs: dict[str, Any],
+                  flatten_observations: bool) -> gym.Env:
+    env = gym.make(env_id, **env_kwargs)
+    return EnvGuard(FlattenObservation(env) if flatten_observations else env, index, on_env_error)
 
 
 def max_episode_steps(env_id: str) -> int | None:
-    return gym.spec(env_id).max_episode_steps
+    return env_spec(env_id).max_episode_steps

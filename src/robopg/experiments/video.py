@@ -70,7 +70,16 @@ def find_gl_backend() -> str:
 def is_mujoco_env(env_id: str) -> bool:
     import gymnasium as gym
 
-    entry = gym.spec(env_id).entry_point
+    module, _, name = env_id.rpartition(":")
+    if module:  # a user's own env ("module:EnvId"): a subclass of Gymnasium's MujocoEnv renders as they do
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+        from ..envs import env_spec
+
+        entry = env_spec(env_id).entry_point
+        entry = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        return isinstance(entry, type) and issubclass(entry, MujocoEnv)
+    entry = gym.spec(name).entry_point
     return isinstance(entry, str) and "mujoco" in entry
 
 
@@ -95,11 +104,11 @@ def _frame_stride(dt: float | None, fps: float | None) -> tuple[int, float]:
 
 def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, height: int = 480,
                     fps: float | None = None, max_steps: int | None = None, seed: int = 10_000,
-                    deterministic: bool = True, max_seconds: float | None = None
-                    ) -> tuple[list[np.ndarray], float, list[float]]:
+                    deterministic: bool = True, max_seconds: float | None = None, env_kwargs: dict | None = None,
+                    flatten_observations: bool = False) -> tuple[list[np.ndarray], float, list[float]]:
     """Frames of ``episodes`` episodes of ``policy`` (at most ``max_steps`` steps, or ``max_seconds`` of
     simulated time, each), the frame rate that plays them in real time (or ``fps``), and each episode's
-    return (of the steps rendered)."""
+    return (of the steps rendered). ``env_kwargs`` and ``flatten_observations``: the run's (its config)."""
     import gymnasium as gym
 
     if episodes < 1:
@@ -115,9 +124,10 @@ def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, he
         # pygame (classic control) initialises its display even for rgb_array frames; headless, SDL prints
         # an error while it looks for one. The dummy driver draws off-screen, which is all that is needed.
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from ..envs import make_env
     try:
-        env = gym.make(env_id, render_mode="rgb_array", width=width, height=height) if mujoco else \
-            gym.make(env_id, render_mode="rgb_array")
+        env = make_env(env_id, env_kwargs, flatten_observations, render_mode="rgb_array",
+                       **({"width": width, "height": height} if mujoco else {}))
     except gym.error.DependencyNotInstalled as e:
         raise RenderError(f"{env_id} renders with pygame, which is not installed: pip install pygame") from e
     frames: list[np.ndarray] = []
@@ -210,10 +220,11 @@ def make_video(run: str | Path, out: str | Path | None = None, episodes: int = 2
         raise ConfigError(f"--width/--height: video sizes must be even, got {width}x{height}")
     # The backend must be chosen before loading the policy, which makes an env (and imports mujoco).
     config_path = run / "config.yaml" if run.is_dir() else run.parent.parent / "config.yaml"
-    if config_path.is_file():
-        if is_mujoco_env(Config.load(config_path).env_id):
+    env_id = Config.load(config_path).env_id if config_path.is_file() else ""
+    if env_id and ":" not in env_id:
+        if is_mujoco_env(env_id):
             find_gl_backend()
-    else:
+    else:  # no config, or a user's module (importing it may import mujoco): choose the backend first
         try:
             find_gl_backend()
         except RenderError:
@@ -223,7 +234,8 @@ def make_video(run: str | Path, out: str | Path | None = None, episodes: int = 2
     policy = load(run, which=which)
     env_id = policy.config.env_id
     frames, fps, returns = render_episodes(policy, env_id, episodes, width, height, fps, max_steps, seed,
-                                           deterministic, max_seconds)
+                                           deterministic, max_seconds, policy.config.env_kwargs,
+                                           policy.config.flatten_observations)
     default = run / ("video.gif" if gif else "video.mp4") if run.is_dir() else run.with_suffix(".mp4")
     path = Path(out) if out else default
     write_video(frames, path, fps, gif=gif or path.suffix.lower() == ".gif")
