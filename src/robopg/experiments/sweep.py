@@ -26,6 +26,7 @@ from typing import Any
 from .. import codec
 from ..config import ConfigError, names, parse_estimator_spec
 from ..presets import make_config
+from . import children
 
 MANIFEST = "sweep.json"
 LOCK = "sweep.lock"
@@ -272,59 +273,6 @@ class _Job:
     started: float = 0.0
 
 
-def _child_env() -> dict[str, str]:
-    # The children must import this same robopg, even when it is not installed (PYTHONPATH=src).
-    src = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def _alive(pid: int, needle: str) -> bool:
-    """Is ``pid`` running, with ``needle`` in its command line (so a reused pid is not mistaken)?"""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        return needle in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return True
-
-
-def _check_lock(sweep: Sweep) -> None:
-    lock = sweep.path / LOCK
-    try:
-        data = json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return
-    if _alive(int(data.get("pid", -1)), "robopg"):
-        raise SweepError(f"{sweep.path} is being run by another sweep (pid {data['pid']}); stop it first")
-    for run_dir, pid in data.get("children", {}).items():
-        if _alive(int(pid), run_dir):
-            raise SweepError(f"{run_dir} is still being trained by pid {pid}, left over from a sweep that was "
-                             f"killed; stop that process first")
-
-
-def _write_lock(sweep: Sweep, jobs: list[_Job]) -> None:
-    children = {str(j.run_dir): j.proc.pid for j in jobs if j.proc is not None and j.proc.poll() is None}
-    tmp = sweep.path / (LOCK + ".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "children": children}))
-    os.replace(tmp, sweep.path / LOCK)
-
-
-def _last_error(log: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    for ln in reversed(lines[-40:]):
-        if ln.startswith("robopg: error:") or "Error" in ln:
-            return ln
-    return lines[-1] if lines else ""
-
-
 def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
         command: Callable[[Sweep, Arm, int, RunState], list[str]] = command_for,
         poll_s: float = 0.2) -> SweepResult:
@@ -357,7 +305,7 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
                 job = pending.popleft()
                 _start(job, command(sweep, job.arm, job.seed, job.state), say)
                 running.append(job)
-                _write_lock(sweep, running)
+                children.write_lock(sweep.path / LOCK, running)
             time.sleep(poll_s)
             if signals_seen > forwarded:
                 if not forwarded:
@@ -369,7 +317,7 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
                         j.proc.send_signal(signal.SIGTERM)
             for job in [j for j in running if j.proc.poll() is not None]:
                 running.remove(job)
-                _write_lock(sweep, running)
+                children.write_lock(sweep.path / LOCK, running)
                 result.outcomes.append(_finish(job, signals_seen > 0, sweep.steps, say))
             if signals_seen and not running:
                 break
@@ -388,8 +336,8 @@ def run(sweep: Sweep, jobs: int = 1, say: Callable[[str], None] | None = None,
 
 def _prepare(sweep: Sweep) -> None:
     sweep.path.mkdir(parents=True, exist_ok=True)
-    _check_lock(sweep)
-    _write_lock(sweep, [])
+    children.check_lock(sweep.path / LOCK, "sweep", SweepError)
+    children.write_lock(sweep.path / LOCK, [])
     if not is_sweep(sweep.path):
         sweep.save()
     (sweep.path / "logs").mkdir(exist_ok=True)
@@ -423,7 +371,7 @@ def _start(job: _Job, cmd: list[str], say: Callable[[str], None]) -> None:
         f.write(f"=== {_dt.datetime.now().isoformat(timespec='seconds')}  {' '.join(cmd)}\n")
         # A new session: a Ctrl-C in the terminal reaches only the sweep, which forwards one SIGTERM. Reaching
         # the children too would be a second signal, stopping them without their final checkpoint.
-        job.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env(),
+        job.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=children.child_env(),
                                     start_new_session=True)
     job.started = time.monotonic()
     how = {"train": "started", "restart": "started again (it never wrote a checkpoint)",
@@ -444,7 +392,7 @@ def _finish(job: _Job, stopping: bool, budget: int, say: Callable[[str], None]) 
         say(f"{name}: stopped ({where})")
         return Outcome(job.arm.label, job.seed, job.run_dir, "interrupted", where, job.log)
     why = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
-    err = _last_error(job.log)
+    err = children.last_error(job.log)
     say(f"{name}: FAILED ({why}){': ' + err if err else ''}; log: {job.log}")
     return Outcome(job.arm.label, job.seed, job.run_dir, "failed", f"{why}{': ' + err if err else ''}", job.log)
 

@@ -21,9 +21,7 @@ the study stops, ``best.yaml`` (``robopg train --config best.yaml``), ``summary.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -36,6 +34,7 @@ from typing import Any
 from .. import codec
 from ..config import Config, ConfigError, names
 from ..presets import make_config
+from . import children
 from .spaces import Param, default_space, fit_to, load_space, space_from_dict, space_to_dict, starting_point
 
 STUDY_FILE = "study.db"
@@ -261,7 +260,6 @@ def _finished(study) -> int:
 def _start(study, the_plan: Plan, path: Path, say: Callable[[str], None]) -> _Job | None:
     from optuna.trial import TrialState
 
-    from .sweep import _child_env
 
     trial = study.ask()
     params = {name: p.suggest(name, trial) for name, p in the_plan.space.items()}
@@ -281,7 +279,8 @@ def _start(study, the_plan: Plan, path: Path, say: Callable[[str], None]) -> _Jo
     with open(log, "a") as f:
         f.write(f"=== {_dt.datetime.now().isoformat(timespec='seconds')}  {' '.join(cmd)}\n")
         # Its own session: a Ctrl-C reaches only this process, which passes on one SIGTERM (see run()).
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=children.child_env(),
+                                start_new_session=True)
     shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={codec.yaml_text(v)}"
                       for k, v in params.items())
     say(f"trial {trial.number}: started (seed {values['seed']}; {shown})")
@@ -310,7 +309,6 @@ def _finish(study, job: _Job, stopping: bool, say: Callable[[str], None]) -> str
     """Tell the study how the trial ended: 'complete', 'pruned', 'interrupted' or 'failed'."""
     from optuna.trial import TrialState
 
-    from .sweep import _last_error
 
     rc, secs = job.proc.returncode, time.monotonic() - job.started
     job.trial.set_user_attr("wall_s", round(secs, 1))
@@ -329,7 +327,7 @@ def _finish(study, job: _Job, stopping: bool, say: Callable[[str], None]) -> str
         say(f"{name}: interrupted; marked failed (it does not count)")
         return "interrupted"
     why = "no episode ended in its last steps" if rc == 0 else \
-        f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}: {_last_error(job.log)}"
+        f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}: {children.last_error(job.log)}"
     job.trial.set_user_attr("error", why)
     study.tell(job.trial, state=TrialState.FAIL)
     say(f"{name}: FAILED ({why}); log: {job.log}")
@@ -341,7 +339,7 @@ def fail_leftovers(study, path: Path, say: Callable[[str], None]) -> list[int]:
     theirs still trains. Returns their numbers."""
     from optuna.trial import TrialState
 
-    _check_lock(path)
+    children.check_lock(path / LOCK, "tune", TuneError)
     stale = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]  # WAITING: enqueued
     for number in stale:
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
@@ -349,28 +347,6 @@ def fail_leftovers(study, path: Path, say: Callable[[str], None]) -> list[int]:
         study.set_user_attr("interrupted_trials", sorted(set(study.user_attrs.get("interrupted_trials", []) + stale)))
         say(f"trials {', '.join(map(str, stale))} were running when the study stopped: marked failed (not counted)")
     return stale
-
-
-def _check_lock(path: Path) -> None:
-    from .sweep import _alive
-
-    try:
-        data = json.loads((path / LOCK).read_text())
-    except (OSError, ValueError):
-        return
-    if _alive(int(data.get("pid", -1)), "robopg"):
-        raise TuneError(f"{path} is being tuned by another process (pid {data['pid']}); stop it first")
-    for run_dir, pid in data.get("children", {}).items():
-        if _alive(int(pid), run_dir):
-            raise TuneError(f"{run_dir} is still being trained by pid {pid}, left over from a tune that was "
-                            "killed; stop that process first")
-
-
-def _write_lock(path: Path, jobs: list[_Job]) -> None:
-    children = {str(j.run_dir): j.proc.pid for j in jobs if j.proc.poll() is None}
-    tmp = path / (LOCK + ".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "children": children}))
-    os.replace(tmp, path / LOCK)
 
 
 def run(study, the_plan: Plan, path: Path, jobs: int = 1, say: Callable[[str], None] | None = None,
@@ -400,14 +376,14 @@ def run(study, the_plan: Plan, path: Path, jobs: int = 1, say: Callable[[str], N
                 job = _start(study, the_plan, path, say)
                 fails_in_a_row = 0 if job else fails_in_a_row + 1
                 running += [job] if job else []
-                _write_lock(path, running)
+                children.write_lock(path / LOCK, running)
             time.sleep(poll_s)
             _pass_on(signals, running, say)
             for job in list(running):
                 _watch(job, budget, say)
                 if job.proc.poll() is not None:
                     running.remove(job)
-                    _write_lock(path, running)
+                    children.write_lock(path / LOCK, running)
                     outcome = _finish(study, job, signals[0] > 0, say)
                     fails_in_a_row = fails_in_a_row + 1 if outcome == "failed" else 0
             if fails_in_a_row >= MAX_FAILS_IN_A_ROW and not result.error:
