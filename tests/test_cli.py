@@ -97,3 +97,31 @@ def test_workers_without_ray_installed_say_how_to_install_it(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "--workers" in lines[0] and "pip install -e '.[ray]'" in lines[0], out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_corrupt_config_names_its_file_and_line(cli, tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text("env_id: CartPole-v1\nsteps: [1, 2\nseed: 3\n")
+    out = cli("resume", run)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{run / 'config.yaml'} line 3, column 5" in out.stderr
+    (run / "config.yaml").write_text("env_id: CartPole-v1\nseed: three\n")
+    out = cli("resume", run)
+    assert out.returncode == 2 and "seed" in out.stderr and "config.yaml" in out.stderr
+
+
+def test_run_dir_naming_a_file_is_bad_input(cli, tmp_path):
+    (tmp_path / "f").write_text("mine")
+    out = cli("train", "CartPole-v1", "--run-dir", tmp_path / "f")
+    assert out.returncode == 2 and "is a file" in out.stderr and "Traceback" not in out.stderr
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_mujoco_warnings_go_to_the_run_log_not_the_working_directory(cli, tmp_path):
+    # HalfCheetah's model warns that 'settotalmass' is deprecated each time it is built.
+    out = cli("train", "HalfCheetah-v5", "--steps", "256", "--num-envs", "2", "--batch-size", "256",
+              "--run-dir", tmp_path / "r", "--no-tensorboard", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+    assert "settotalmass" in (tmp_path / "r" / "run.log").read_text()
