@@ -109,9 +109,9 @@ class Randomizer:
             obs = (obs + self.obs_noise * self._noise_rng.standard_normal(obs.shape)).astype(np.float32)
         return obs
 
-    def observe_final(self, final_obs: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Ended episodes' final observations (rows ``ids`` of ``final_obs``), with their own noise draws."""
-        rows = np.asarray(final_obs[ids], dtype=np.float64)
+    def observe_final(self, rows: np.ndarray) -> np.ndarray:
+        """Ended episodes' final observations (``[k, obs_dim]``, in env order), with their own noise draws."""
+        rows = np.asarray(rows, dtype=np.float64)
         if self.obs_noise > 0:
             rows = rows + self.obs_noise * self._noise_rng.standard_normal(rows.shape)
         return rows.astype(np.float32)
@@ -148,6 +148,14 @@ class Randomizer:
         self.delay[:] = state["delay"]
         self._context = None
         self._history = None if state["history"] is None else state["history"].copy()
+
+
+def critic_context_dim(config) -> int:
+    """Inputs a --critic-obs privileged value function gets beyond the observation (0 for a plain one)."""
+    if getattr(config, "critic_obs", "obs") != "privileged":
+        return 0
+    lo, hi = parse_delay(config.action_delay)
+    return len(parse_randomize(config.randomize)) + (lo != hi)
 
 
 def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, venv=None) -> Randomizer | None:

@@ -195,9 +195,10 @@ class Sampler:
         failed = final_info.get("_" + ERROR_KEY)
         rand = self.randomizer
         if rand is not None:
-            final_obs = final_obs.copy()
+            # final_obs may be an object array (Gymnasium's): the noisy rows, by env index.
             with_final = np.flatnonzero(ended & has_final)
-            final_obs[with_final] = rand.observe_final(final_obs, with_final)
+            if len(with_final):
+                final_obs = dict(zip(with_final, rand.observe_final(np.stack([final_obs[i] for i in with_final]))))
         for i in np.flatnonzero(ended):
             if failed is not None and failed[i]:
                 # Its env raised (and was reset): the unfinished episode leaves the batch, never fabricated.
