@@ -48,7 +48,7 @@ class Command:
 
 def commands() -> list[Command]:
     from . import commands as core
-    from . import export
+    from . import export, robustness
     from .experiments import commands as exp
 
     return [
@@ -69,6 +69,8 @@ def commands() -> list[Command]:
                 exp.add_video_arguments, exp.run_video),
         Command("export", "write a trained policy as ONNX or TorchScript, ready to deploy", export.DESCRIPTION,
                 export.add_arguments, export.run),
+        Command("robustness", "evaluate a policy on a grid of physics scale factors (robustness map)",
+                robustness.DESCRIPTION, robustness.add_arguments, robustness.run),
     ]
 
 
