@@ -336,10 +336,11 @@ def parse_delay(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def parse_estimator_spec(spec: str) -> tuple[str, str]:
+def parse_estimator_spec(spec: str, privileged: bool = False) -> tuple[str, str]:
     """'rtg+value' -> ('rtg', 'value'); a bare estimator takes no baseline, except gae (value).
 
-    The short form used by ``robopg sweep --estimators`` and ``robopg variance --estimators``.
+    The short form used by ``robopg sweep --estimators`` and ``robopg variance --estimators`` (which, with
+    ``privileged``, also takes the baseline 'privileged': a value function that sees the randomised physics).
     """
     parts = spec.strip().split("+")
     if len(parts) > 2 or not parts[0]:
@@ -350,6 +351,6 @@ def parse_estimator_spec(spec: str) -> tuple[str, str]:
     if estimator not in ESTIMATORS:
         raise ConfigError(f"--estimators: unknown estimator {estimator!r} in {spec!r} "
                           f"(one of {', '.join(ESTIMATORS)})")
-    if baseline not in BASELINES:
+    if baseline not in BASELINES + (("privileged",) if privileged else ()):
         raise ConfigError(f"--estimators: unknown baseline {baseline!r} in {spec!r} (one of {', '.join(BASELINES)})")
     return estimator, baseline
