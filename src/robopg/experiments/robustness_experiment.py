@@ -93,6 +93,34 @@ def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
     plt.close(fig)
 
 
+def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0) -> dict:
+    """Whole training iterations (sample + update) of a nominal and a randomised trainer, alternated in one
+    process on the native backend so that the machine's load falls on both alike: steps/s of each, and the
+    cost of randomisation, 1 - randomised / nominal."""
+    import tempfile
+    import time
+
+    from ..presets import make_config
+    from ..trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {arm: Trainer(make_config(env_id, seed=seed, env_backend="native", tensorboard=False,
+                                             randomize=r), Path(tmp) / arm)
+                    for arm, r in (("nominal", ""), ("randomized", randomize))}
+        seconds, steps = dict.fromkeys(trainers, 0.0), dict.fromkeys(trainers, 0)
+        for i in range(iterations):
+            for arm in (list(trainers) if i % 2 == 0 else list(trainers)[::-1]):
+                t0 = time.perf_counter()
+                rollout, _ = trainers[arm].step()
+                seconds[arm] += time.perf_counter() - t0
+                steps[arm] += rollout.num_steps
+        for t in trainers.values():
+            t.close()
+    rate = {arm: steps[arm] / seconds[arm] for arm in trainers}
+    return {"env_id": env_id, "randomize": randomize, "iterations": iterations, "steps_per_s": rate,
+            "cost": 1.0 - rate["randomized"] / rate["nominal"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m robopg.experiments.robustness_experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--runs-dir", default="runs/robustness-experiment")
     p.add_argument("--docs-dir", default="docs/robustness")
+    p.add_argument("--throughput", action="store_true", help="only measure randomisation's training throughput "
+                   "cost (paired, alternated iterations, native backend) on each env")
     args = p.parse_args(argv)
+    if args.throughput:
+        for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
+            print(json.dumps(throughput(env_id, args.randomize)), flush=True)
+        return 0
     for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
         docs = {arm: [run_arm(env_id, arm, seed, args) for seed in range(args.seeds)] for arm in ARMS}
         print(summarize(env_id, docs, Path(args.docs_dir) / env_id, args), flush=True)
