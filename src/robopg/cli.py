@@ -48,7 +48,7 @@ class Command:
 
 def commands() -> list[Command]:
     from . import commands as core
-    from . import export
+    from . import export, robustness
     from .experiments import commands as exp
     from .experiments import tune
 
@@ -72,6 +72,8 @@ def commands() -> list[Command]:
                 export.add_arguments, export.run),
         Command("tune", "search a robot's settings with Optuna, each trial a run of its own", tune.DESCRIPTION,
                 tune.add_arguments, tune.run_command),
+        Command("robustness", "evaluate a policy on a grid of physics scale factors (robustness map)",
+                robustness.DESCRIPTION, robustness.add_arguments, robustness.run),
     ]
 
 

@@ -123,8 +123,8 @@ def add_variance_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma list of smaller batch sizes, measured by splitting each batch "
                         "(default: a quarter and a half of --batch-size)")
     # gamma 1 by default: every estimator then targets the gradient of the undiscounted return.
-    codec.add_options(p, names=("gamma", "lam", "seed", "env_backend"),
-                      defaults={"gamma": 1.0, "lam": 0.95, "seed": 0, "env_backend": "auto"})
+    codec.add_options(p, names=("gamma", "lam", "seed", "env_backend", "randomize"),
+                      defaults={"gamma": 1.0, "lam": 0.95, "seed": 0, "env_backend": "auto", "randomize": ""})
     p.add_argument("--reference-batches", type=int, default=None,
                    help="independent batches for the reference gradient where none is exact (default 2x --batches)")
     p.add_argument("--value-batches", type=int, default=10,
@@ -136,7 +136,7 @@ def add_variance_arguments(p: argparse.ArgumentParser) -> None:
 def _check_variance_args(args) -> tuple[list[str], list[int]]:
     names = [s for s in args.estimators.split(",") if s.strip()]
     for name in names:
-        parse_estimator_spec(name)
+        parse_estimator_spec(name, privileged=True)
     try:
         sizes = ([codec.parse_int(x) for x in args.batch_sizes.split(",") if x.strip()] if args.batch_sizes
                  else [max(1, args.batch_size // 4), max(1, args.batch_size // 2)])
@@ -144,6 +144,12 @@ def _check_variance_args(args) -> tuple[list[str], list[int]]:
         raise ConfigError(f"--batch-sizes: {e}") from e
     if not 0.0 <= args.gamma <= 1.0:
         raise ConfigError(f"--gamma: must be in [0, 1], got {args.gamma}")
+    from .config import parse_randomize
+
+    try:
+        parse_randomize(args.randomize)
+    except ValueError as e:
+        raise ConfigError(f"--randomize: {e}") from None
     if args.batches < 2:
         raise ConfigError("--batches: at least 2 batches are needed to measure a variance")
     if args.target.startswith("exact:") and args.target[6:].partition("-H")[0] not in EXACT_PROBLEMS:
@@ -161,7 +167,7 @@ def run_variance(args: argparse.Namespace) -> int:
 
     result = measure(args.target, names, batches=args.batches, batch_size=args.batch_size, batch_sizes=sizes,
                      gamma=args.gamma, lam=args.lam, seed=args.seed, reference_batches=args.reference_batches,
-                     value_batches=args.value_batches, backend=args.env_backend)
+                     value_batches=args.value_batches, backend=args.env_backend, randomize=args.randomize)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.target.replace("exact:", "exact-"))
     out = args.out or f"runs/variance/{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
     files = write_outputs(result, out)

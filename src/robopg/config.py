@@ -26,6 +26,10 @@ LR_SCHEDULES = ("constant", "linear")
 VECTORIZATION = ("sync", "async")
 ENV_BACKENDS = ("auto", "gymnasium", "native")
 ON_ENV_ERROR = ("stop", "reset")
+CRITIC_OBS = ("obs", "privileged")
+# --randomize names -> robopg.physics parameters (a physics name is accepted as itself too).
+RANDOMIZE_PARAMS = {"mass": "body_mass", "friction": "geom_friction", "damping": "dof_damping",
+                    "armature": "dof_armature", "gear": "actuator_gear", "gravity": "gravity"}
 
 
 # What a field is to the experiment tools (sweep, compare):
@@ -61,6 +65,8 @@ CHECKS = {
     "seed": lambda v: None if _integer(v) and 0 <= v < 2 ** 32 else f"must be an integer in [0, 2**32 - 1], got {v}",
     "kwargs": lambda v: None if isinstance(v, dict) and all(isinstance(k, str) and k.isidentifier() for k in v)
     else f"must map keyword names to values, got {v!r}",
+    "randomize": lambda v: _reason(parse_randomize, v),
+    "delay": lambda v: _reason(parse_delay, v),
 }
 
 
@@ -149,6 +155,19 @@ class Config:
                          role="runtime", check="positive")
     log_grad_stats: int = _f(0, "Every this many iterations, record the policy gradient's variance and "
                              "signal-to-noise ratio from within-batch splits (0: off).", check="count")
+    randomize: str = _f("", "Domain randomisation: per-env physics scale factors drawn at every episode start, "
+                        "e.g. mass=0.7:1.3,friction=0.5:1.5 (NAME=LO:HI, uniform; NAME=LO:HI:log, log-uniform). "
+                        "Names: " + ", ".join(RANDOMIZE_PARAMS) + ". Seeded from --seed; empty: the nominal robot.",
+                        check="randomize")
+    obs_noise: float = _f(0.0, "Std of Gaussian noise added to every observation the policy sees (0: none).",
+                          check="non_negative")
+    action_noise: float = _f(0.0, "Std of Gaussian noise added to every action sent to the robot (0: none).",
+                             check="non_negative")
+    action_delay: str = _f("0", "Control steps an action waits before it reaches the robot: K, or LO:HI for a delay "
+                           "drawn per episode (uniform integers).", check="delay")
+    critic_obs: str = _f("obs", "What the value function sees: 'obs', or 'privileged' (the observation and the "
+                         "randomised physics factors of its episode; never the policy). Needs --randomize.",
+                         choices=CRITIC_OBS)
     tensorboard: bool = _f(True, "Write TensorBoard event files into the run directory.", role="runtime")
     run_dir: str = _f("", "Where the run is written (default runs/<env>/<name>).", role="run")
     name: str = _f("", "Run name (default <estimator>-<baseline>-s<seed>-<time>).", role="run")
@@ -175,7 +194,19 @@ class Config:
         self._check_combinations()
         return self
 
+    def randomized(self) -> bool:
+        """Whether sampling differs from the nominal robot (physics draws, noise or delay)."""
+        return bool(self.randomize) or self.obs_noise > 0 or self.action_noise > 0 or parse_delay(
+            self.action_delay) != (0, 0)
+
     def _check_combinations(self) -> None:
+        if self.critic_obs == "privileged" and not self.randomize:
+            raise _bad("critic_obs", "'privileged' gives the value function the randomised physics factors: it "
+                       "needs --randomize")
+        if self.critic_obs == "privileged" and self.baseline != "value":
+            raise _bad("critic_obs", "'privileged' is an input of the value function: it needs --baseline value")
+        if self.critic_obs == "privileged" and self.workers:
+            raise _bad("critic_obs", "'privileged' is not supported with --workers yet (sample in one process)")
         if self.ray_address and self.workers == 0:
             raise _bad("ray_address", "sampling runs on a Ray cluster only with --workers N (N > 0)")
         if self.batch_size < self.resolved_num_envs():
@@ -258,10 +289,68 @@ def names(*roles: str) -> tuple[str, ...]:
     return tuple(f.name for f in fields(*roles))
 
 
-def parse_estimator_spec(spec: str) -> tuple[str, str]:
+def _reason(parse, value) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string, got {value!r}"
+    try:
+        parse(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def parse_randomize(text: str) -> dict[str, tuple[float, float, str]]:
+    """'mass=0.7:1.3,friction=0.5:2:log' -> {'body_mass': (0.7, 1.3, 'uniform'), 'geom_friction': (0.5, 2.0,
+    'log')}, in the order written. ValueError (its message names the part) for an unknown name, a range that is
+    not LO:HI[:uniform|log], lo > hi, or a scale that is not positive and finite."""
+    out: dict[str, tuple[float, float, str]] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, eq, rng = part.partition("=")
+        name = name.strip()
+        param = RANDOMIZE_PARAMS.get(name, name if name in RANDOMIZE_PARAMS.values() else None)
+        if param is None:
+            raise ValueError(f"unknown parameter {name!r} in {part!r}; the parameters are "
+                             f"{', '.join(RANDOMIZE_PARAMS)}")
+        bits = rng.split(":")
+        if not eq or len(bits) not in (2, 3) or (len(bits) == 3 and bits[2] not in ("uniform", "log")):
+            raise ValueError(f"cannot read {part!r}: write NAME=LO:HI or NAME=LO:HI:log")
+        try:
+            lo, hi = float(bits[0]), float(bits[1])
+        except ValueError:
+            raise ValueError(f"cannot read {part!r}: LO and HI must be numbers") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo > 0 and hi > 0):
+            raise ValueError(f"{part!r}: scale factors must be positive and finite")
+        if lo > hi:
+            raise ValueError(f"{part!r}: lo {lo:g} > hi {hi:g}")
+        if param in out:
+            raise ValueError(f"{name!r} is given twice")
+        out[param] = (lo, hi, bits[2] if len(bits) == 3 else "uniform")
+    return out
+
+
+def parse_delay(text: str) -> tuple[int, int]:
+    """'2' -> (2, 2); '0:1' -> (0, 1): the range of an episode's action delay in control steps."""
+    bits = str(text).split(":")
+    try:
+        lo, hi = (int(bits[0]), int(bits[-1])) if len(bits) <= 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None:
+        raise ValueError(f"cannot read {text!r}: write K or LO:HI (integers)")
+    if lo < 0:
+        raise ValueError(f"{text!r}: a delay must be >= 0")
+    if lo > hi:
+        raise ValueError(f"{text!r}: lo {lo} > hi {hi}")
+    return lo, hi
+
+
+def parse_estimator_spec(spec: str, privileged: bool = False) -> tuple[str, str]:
     """'rtg+value' -> ('rtg', 'value'); a bare estimator takes no baseline, except gae (value).
 
-    The short form used by ``robopg sweep --estimators`` and ``robopg variance --estimators``.
+    The short form used by ``robopg sweep --estimators`` and ``robopg variance --estimators`` (which, with
+    ``privileged``, also takes the baseline 'privileged': a value function that sees the randomised physics).
     """
     parts = spec.strip().split("+")
     if len(parts) > 2 or not parts[0]:
@@ -272,6 +361,6 @@ def parse_estimator_spec(spec: str) -> tuple[str, str]:
     if estimator not in ESTIMATORS:
         raise ConfigError(f"--estimators: unknown estimator {estimator!r} in {spec!r} "
                           f"(one of {', '.join(ESTIMATORS)})")
-    if baseline not in BASELINES:
+    if baseline not in BASELINES + (("privileged",) if privileged else ()):
         raise ConfigError(f"--estimators: unknown baseline {baseline!r} in {spec!r} (one of {', '.join(BASELINES)})")
     return estimator, baseline

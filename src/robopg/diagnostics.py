@@ -43,6 +43,9 @@ class Batch:
     # log pi, per-step score vectors for the optimal baseline (zero for exact problems: closed form).
     backward_seconds: float = 0.0
     score_seconds: float = 0.0
+    # A privileged V(s_t, c) that also sees the episode's randomised physics (``--randomize``), [T, N]
+    priv_values: np.ndarray | None = None
+    priv_next_values: np.ndarray | None = None
 
     @property
     def num_steps(self) -> int:
@@ -110,9 +113,10 @@ class PolicyProblem:
     """A robot: a Gymnasium env with a robopg policy (freshly initialised from ``seed``, or loaded)."""
 
     def __init__(self, env_id: str, policy, seed: int, gamma: float, value_batches: int, batch_size: int,
-                 name: str, num_envs: int = 8, backend: str = "auto"):
+                 name: str, num_envs: int = 8, backend: str = "auto", randomize: str = ""):
         from .envs import make_vector_env, resolve_backend
         from .policies import ObsNormalizer, ValueFunction
+        from .randomization import Randomizer
         from .sampler import Sampler
 
         self.name, self.gamma, self.policy = name, gamma, policy
@@ -122,31 +126,49 @@ class PolicyProblem:
         kw = {"env_kwargs": own.env_kwargs, "flatten_observations": own.flatten_observations} if own else {}
         self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend, kw.get("env_kwargs")),
                                     **kw)
-        self.sampler = Sampler(self.venv, policy, batch_size, "episodes", seed)
-        self.value = None
+        # --randomize: physics factors drawn per episode, as in training; a second, privileged value function
+        # sees them (fit on the same batches as the plain one, so the two baselines differ only in that input).
+        randomizer = Randomizer(randomize, 0.0, 0.0, "0", num_envs, seed) if randomize else None
+        if randomizer is not None:
+            randomizer.check_env(self.venv)
+            self.name += f", randomised {randomize}"
+        self.sampler = Sampler(self.venv, policy, batch_size, "episodes", seed, randomizer=randomizer)
+        self.value = self.priv = None
         self.value_note = "none (value_batches=0)"
         if value_batches > 0:
             # V gets its own normaliser so that fitting it leaves the measured policy untouched.
-            self.value = ValueFunction(ObsNormalizer(self.venv.single_observation_space.shape[0]),
-                                       list(getattr(policy, "hidden_sizes", [64, 64])), "tanh")
+            obs_dim, hidden = self.venv.single_observation_space.shape[0], list(getattr(policy, "hidden_sizes",
+                                                                                        [64, 64]))
+            self.value = ValueFunction(ObsNormalizer(obs_dim), hidden, "tanh")
+            if randomizer is not None:
+                self.priv = ValueFunction(ObsNormalizer(obs_dim), hidden, "tanh", randomizer.context_dim)
             self._fit_value(value_batches)
             self.value_note = (f"a value network fit to reward-to-go (gamma={gamma}) on {value_batches} "
                                f"independent batches before measuring")
 
     def _fit_value(self, batches: int) -> None:
-        obs_all, tgt_all = [], []
+        from .algorithms.weights import privileged_inputs
+
+        obs_all, tgt_all, ctx_all = [], [], []
         for _ in range(batches):
             ro = self.sampler.collect()
             g = est.reward_to_go(ro.rewards, ro.terminated, ro.truncated, None, self.gamma)
             obs_all.append(ro.obs[ro.mask])
             tgt_all.append(g[ro.mask])
+            if self.priv is not None:
+                ctx_all.append(ro.context[ro.mask])
         obs = np.concatenate(obs_all)
         targets = np.concatenate(tgt_all)
-        self.value.normalizer.update(obs)
         self._scale = float(targets.std()) or 1.0
         y = torch.as_tensor(targets / self._scale, dtype=torch.float32)
-        fit_value(self.value, make_value_optimizer(self.value, lr=1e-3), torch.as_tensor(obs), y, epochs=30,
-                  minibatch_size=512)
+        rng_state = torch.get_rng_state()
+        for value, x in ((self.value, obs), (self.priv, None if self.priv is None else privileged_inputs(
+                obs, np.concatenate(ctx_all)))):
+            if value is not None:
+                torch.set_rng_state(rng_state)  # both fits shuffle alike (the plain one as it always did)
+                getattr(value.normalizer, "inner", value.normalizer).update(obs)
+                fit_value(value, make_value_optimizer(value, lr=1e-3), torch.as_tensor(x), y, epochs=30,
+                          minibatch_size=512)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         ro = self.sampler.collect()
@@ -158,14 +180,23 @@ class PolicyProblem:
         t1 = time.perf_counter()
         scores = per_step_scores(self.policy, obs, actions).double()
         t2 = time.perf_counter()
-        v = nv = None
-        if self.value is not None:
-            with torch.no_grad():
-                v = self.value(torch.as_tensor(ro.obs)).double().numpy() * self._scale
-                nv = self.value(torch.as_tensor(ro.next_obs)).double().numpy() * self._scale
-            # Time-limit ends are the end of the measured (finite-horizon) objective: no bootstrap.
-            nv = np.where(ro.truncated, 0.0, nv)
-        return Batch(ro.rewards, ro.terminated, ro.truncated, ro.mask, scores, v, nv, t1 - t0, t2 - t1)
+        from .algorithms.weights import privileged_inputs
+
+        v, nv = self._values(self.value, ro.obs, ro.next_obs, ro.truncated)
+        pv = pnv = None
+        if self.priv is not None:
+            pv, pnv = self._values(self.priv, privileged_inputs(ro.obs, ro.context),
+                                   privileged_inputs(ro.next_obs, ro.context), ro.truncated)
+        return Batch(ro.rewards, ro.terminated, ro.truncated, ro.mask, scores, v, nv, t1 - t0, t2 - t1, pv, pnv)
+
+    def _values(self, value, obs, next_obs, truncated):
+        if value is None:
+            return None, None
+        with torch.no_grad():
+            v = value(torch.as_tensor(obs)).double().numpy() * self._scale
+            nv = value(torch.as_tensor(next_obs)).double().numpy() * self._scale
+        # Time-limit ends are the end of the measured (finite-horizon) objective: no bootstrap.
+        return v, np.where(truncated, 0.0, nv)
 
 
 def _as_episodes(d: dict) -> exact.Episodes:
@@ -179,7 +210,7 @@ def _episodes_for(batch_size: int, mean_length: float) -> int:
 
 
 def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: int = 10,
-                 batch_size: int = 5000, backend: str = "auto"):
+                 batch_size: int = 5000, backend: str = "auto", randomize: str = ""):
     """``exact:{chain,gridworld,random,lqr}[-H<steps>]``, a Gymnasium id, a run dir, or a checkpoint file."""
     if target.startswith("exact:"):
         spec = target[len("exact:"):]
@@ -203,6 +234,7 @@ def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: 
         env_id = policy.config.env_id
         policy.hidden_sizes = list(policy.config.hidden_sizes)
         name = f"{env_id} ({path})"
+        randomize = randomize or policy.config.randomize  # a randomised run is measured on its own randomisation
     else:
         from .envs import check_env_id, make_vector_env
         from .policies import make_policy
@@ -219,18 +251,26 @@ def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: 
         name = f"{env_id} (initial policy, seed {seed})"
     for p in policy.parameters():
         p.requires_grad_(True)
-    return PolicyProblem(env_id, policy, seed, gamma, value_batches, batch_size, name, backend=backend)
+    if randomize and target.startswith("exact:"):
+        raise ConfigError("--randomize: randomises a robot's physics, not an exact problem")
+    return PolicyProblem(env_id, policy, seed, gamma, value_batches, batch_size, name, backend=backend,
+                         randomize=randomize)
 
 
 # --- estimates -----------------------------------------------------------------------------------------
 
 def estimate(batch: Batch, estimator: str, baseline: str, gamma: float, lam: float) -> np.ndarray:
     """One gradient estimate from one batch: (1/#episodes) sum_t grad log pi(a_t|s_t) Psi_t."""
+    values, next_values = batch.values, batch.next_values
+    if baseline == "privileged":  # the value baseline, from the critic that also sees the physics
+        if batch.priv_values is None:
+            raise ConfigError(f"{estimator}+privileged needs a robot sampled with --randomize")
+        baseline, values, next_values = "value", batch.priv_values, batch.priv_next_values
     needs_v = baseline == "value" or estimator == "gae"
-    if needs_v and batch.values is None:
+    if needs_v and values is None:
         raise ConfigError(f"{estimator}+{baseline} needs a value function, which this problem has none of")
     psi, _ = est.weights(estimator, baseline, batch.rewards, batch.terminated, batch.truncated, batch.mask,
-                         gamma, lam, batch.values if needs_v else None, batch.next_values if needs_v else None)
+                         gamma, lam, values if needs_v else None, next_values if needs_v else None)
     ids = est.episode_ids(batch.terminated, batch.truncated)
     ids_valid = ids[batch.mask]
     num_episodes = len(np.unique(ids_valid))
@@ -255,7 +295,8 @@ def _sub_batches(batch: Batch, size: int) -> list[Batch]:
         sub_mask = batch.mask & np.isin(ids, order[start:start + per_group])
         rows = torch.as_tensor(sub_mask[batch.mask])
         out.append(Batch(batch.rewards, batch.terminated, batch.truncated, sub_mask, batch.scores[rows],
-                         batch.values, batch.next_values))
+                         batch.values, batch.next_values, priv_values=batch.priv_values,
+                         priv_next_values=batch.priv_next_values))
     return out
 
 
@@ -309,14 +350,14 @@ class Result:
 def measure(target: str, estimator_specs: list[str], batches: int = 50, batch_size: int = 5000,
             batch_sizes: list[int] | None = None, gamma: float = 1.0, lam: float = 0.95, seed: int = 0,
             reference_batches: int | None = None, value_batches: int = 10, alpha: float = 1e-3,
-            backend: str = "auto") -> Result:
+            backend: str = "auto", randomize: str = "") -> Result:
     """Bias, variance, cosine and SNR of each estimator, on the same sampled batches (paired).
 
     ``batch_sizes``: smaller sizes measured by splitting each sampled batch into groups of whole episodes.
     ``reference_batches``: where no exact gradient exists, a reference is the mean of the lowest-variance
     unbiased estimator over this many *independent* batches (default 2 x ``batches``).
     """
-    specs = [(s, *parse_estimator_spec(s)) for s in estimator_specs]
+    specs = [(s, *parse_estimator_spec(s, privileged=True)) for s in estimator_specs]
     if batches < 2:
         raise ConfigError("--batches: at least 2 batches are needed to measure a variance")
     if batch_size <= 0:
@@ -328,14 +369,14 @@ def measure(target: str, estimator_specs: list[str], batches: int = 50, batch_si
     torch.set_num_threads(1)  # small tensors: threads only add overhead (index_add_ is 50x slower on 2)
     try:
         return _measure(specs, sizes, target, batches, batch_size, gamma, lam, seed, reference_batches,
-                        value_batches, alpha, backend)
+                        value_batches, alpha, backend, randomize)
     finally:
         torch.set_num_threads(threads)
 
 
 def _measure(specs, sizes, target, batches, batch_size, gamma, lam, seed, reference_batches, value_batches,
-             alpha, backend) -> Result:
-    problem = make_problem(target, seed, gamma, value_batches, batch_size, backend)
+             alpha, backend, randomize="") -> Result:
+    problem = make_problem(target, seed, gamma, value_batches, batch_size, backend, randomize)
     if hasattr(problem, "gamma") and target.startswith("exact:"):
         gamma = problem.gamma
     rng = np.random.default_rng(seed + 1)

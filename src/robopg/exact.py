@@ -359,3 +359,64 @@ def lqr(horizon: int | None = None, p_end: float = 0.05, sigma: float = 0.5) -> 
     B = np.array([[0.0], [dt]])
     name = "lqr" + (f"-H{horizon}" if horizon else "")
     return LQR(A, B, np.eye(2), 0.1 * np.eye(1), 0.01 * np.eye(2), np.eye(2), sigma, p_end, horizon, name)
+
+
+# --- a hidden per-episode context (the robot's randomised physics, in miniature) --------------------------
+@dataclass
+class HiddenContextMDP:
+    """Each episode first draws a hidden context c ~ ``probs`` (one of ``mdps``: same states and actions, other
+    dynamics and rewards), then runs in that MDP; the tabular policy pi(a|s) never sees c. Exactly,
+    J(theta) = sum_c p(c) J_c(theta), and V(s, c) = V_c(s) is each context's own value: the privileged
+    baseline a critic given the randomised physics learns. A baseline may depend on s and c (anything but the
+    action), so sum_t grad log pi(a_t|s_t) (G_t - V_c(s_t)) stays unbiased."""
+
+    mdps: list[TabularMDP]
+    probs: np.ndarray
+    name: str = "hidden-context"
+
+    def __post_init__(self):
+        first = self.mdps[0]
+        assert all(m.P.shape == first.P.shape and m.gamma == first.gamma and m.horizon == first.horizon
+                   for m in self.mdps), "contexts must share states, actions, gamma and horizon"
+        self.probs = np.asarray(self.probs, dtype=np.float64)
+
+    @property
+    def gamma(self) -> float:
+        return self.mdps[0].gamma
+
+    def objective(self, theta: torch.Tensor) -> torch.Tensor:
+        return sum(float(p) * m.objective(theta) for p, m in zip(self.probs, self.mdps))
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+        self.objective(t).backward()
+        return t.grad.numpy()
+
+    def context_values(self, theta: np.ndarray) -> np.ndarray:
+        """[C, S]: V_c(s) under pi_theta."""
+        return np.stack([m.values(theta) for m in self.mdps])
+
+    def sample(self, theta: np.ndarray, num_episodes: int, rng: np.random.Generator) -> tuple[Episodes, np.ndarray]:
+        """Episodes ``[T, N]`` and each episode's context ``[N]`` (drawn first, then its episode)."""
+        contexts = rng.choice(len(self.mdps), size=num_episodes, p=self.probs)
+        parts = [self.mdps[c].sample(theta, int((contexts == c).sum()), rng) for c in range(len(self.mdps))]
+        horizon = max(p.states.shape[0] for p in parts)
+        cols = {}
+        for k in ("states", "actions", "rewards", "next_states", "terminated", "truncated", "mask"):
+            arrays = [getattr(p, k) for p in parts]
+            arrays = [np.concatenate([a, np.zeros((horizon - a.shape[0], a.shape[1]), a.dtype)]) for a in arrays]
+            cols[k] = np.concatenate(arrays, axis=1)
+        order = np.concatenate([np.flatnonzero(contexts == c) for c in range(len(self.mdps))])
+        inverse = np.argsort(order)  # back to the order the contexts were drawn in
+        return Episodes(**{k: v[:, inverse] for k, v in cols.items()}), contexts
+
+    def episode_gradients(self, theta: np.ndarray, episodes: Episodes, psi: np.ndarray) -> np.ndarray:
+        return self.mdps[0].episode_gradients(theta, episodes, psi)  # the policy, hence its score, ignores c
+
+
+def hidden_context_chain(n: int = 5, reward_noise: float = 0.5) -> HiddenContextMDP:
+    """Two corridors the policy cannot tell apart: a light robot (slip 0.1, goal 10, step cost -1) and a heavy,
+    slippery one (slip 0.3, goal 40, step cost -4), each half the episodes."""
+    return HiddenContextMDP([chain(n, 0.1, -1.0, 10.0, reward_noise=reward_noise),
+                             chain(n, 0.3, -4.0, 40.0, reward_noise=reward_noise)], np.array([0.5, 0.5]),
+                            f"hidden-context-chain{n}")

@@ -16,6 +16,7 @@ import torch
 from .config import Config
 from .envs import make_vector_env_for
 from .policies import make_policy
+from .randomization import make_randomizer
 from .sampler import Rollout, Sampler
 
 
@@ -43,7 +44,9 @@ class RolloutWorker:
         self.venv = make_vector_env_for(c, c.envs_per_worker)
         self.policy = make_policy(c, self.venv.single_observation_space, self.venv.single_action_space)
         self.sampler = Sampler(self.venv, self.policy, batch_size, c.resolved_batch_mode(), 0, c.env_id,
-                               first_env_index=index * c.envs_per_worker, max_env_errors=c.max_env_errors)
+                               first_env_index=index * c.envs_per_worker, max_env_errors=c.max_env_errors,
+                               randomizer=make_randomizer(c, c.envs_per_worker, 0, index * c.envs_per_worker,
+                                                          venv=self.venv))
         self.incarnation = -1
         self._reseed(incarnation)
 

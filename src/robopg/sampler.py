@@ -32,6 +32,7 @@ class Rollout:
     episode_returns: list[float]
     episode_lengths: list[int]
     env_errors: int = 0     # episodes dropped because their env failed (--on-env-error reset)
+    context: np.ndarray | None = None  # [T, N, k] float32: each step's episode's randomised factors (randomization)
 
     @property
     def num_steps(self) -> int:
@@ -83,7 +84,8 @@ class Sampler:
     """
 
     def __init__(self, venv: gym.vector.VectorEnv, policy, batch_size: int, mode: str, seed: int,
-                 env_id: str = "", first_env_index: int = 0, max_env_errors: int | None = None):
+                 env_id: str = "", first_env_index: int = 0, max_env_errors: int | None = None,
+                 randomizer=None):
         self.venv = venv
         # For messages about a faulty env: its id, and the index of this sampler's first env in the run (a Ray
         # worker samples envs first_env_index, first_env_index + 1, ...).
@@ -108,6 +110,9 @@ class Sampler:
         self._ep_return = np.zeros(self.num_envs)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self._seeded = False
+        # Domain randomisation (robopg.randomization.Randomizer), or None: the nominal robot, untouched.
+        self.randomizer = randomizer
+        self._bounds = (None, None) if self.discrete else (space.low.reshape(-1), space.high.reshape(-1))
         # Optional profiling (benchmarks/scaling): a dict that collect() adds env-step and policy-inference
         # seconds to. None costs one comparison per step.
         self.timers: dict[str, float] | None = None
@@ -117,6 +122,9 @@ class Sampler:
         obs, _ = self.venv.reset(seed=None if self._seeded else self.seed)
         self._seeded = True
         self._obs = np.asarray(obs, dtype=np.float32)
+        if self.randomizer is not None:
+            self.randomizer.start(self.venv, np.arange(self.num_envs))
+            self._obs = self.randomizer.observe(self._obs)
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
 
@@ -130,6 +138,8 @@ class Sampler:
         timers = self.timers
         clock = time.perf_counter
         sample_actions = self.policy.frozen_sampler()  # the policy is frozen while it samples a batch
+        rand = self.randomizer
+        context = [] if rand is not None and rand.context_dim else None
         while True:
             b.ensure(t)
             obs = self._obs
@@ -138,6 +148,10 @@ class Sampler:
                 t0 = clock()
             action, env_action = sample_actions(obs)
             b.actions[t] = action
+            if rand is not None:
+                env_action = rand.act(env_action, *self._bounds)
+                if context is not None:
+                    context.append(rand.context())
             if timers is not None:
                 t1 = clock()
                 timers["policy_inference"] += t1 - t0
@@ -145,6 +159,8 @@ class Sampler:
             if timers is not None:
                 timers["env_step"] += clock() - t1
             next_obs = np.asarray(next_obs, dtype=np.float32)
+            if rand is not None:
+                next_obs = rand.observe(next_obs)
             b.rewards[t] = reward
             b.terminated[t] = terminated
             b.truncated[t] = truncated
@@ -169,7 +185,7 @@ class Sampler:
                 break
         return Rollout(b.obs[:t].copy(), b.actions[:t].copy(), b.rewards[:t].copy(), b.terminated[:t].copy(),
                        b.truncated[:t].copy(), b.next_obs[:t].copy(), b.mask[:t].copy(), batch.returns,
-                       batch.lengths, batch.env_errors)
+                       batch.lengths, batch.env_errors, None if context is None else np.stack(context))
 
     def _end_episodes(self, t: int, ended: np.ndarray, info: dict, batch: _Batch) -> None:
         b = self._buf
@@ -177,6 +193,12 @@ class Sampler:
         # SAME_STEP autoreset moves the ending step's own info (where a failed env's error is) to "final_info".
         final_info = info.get("final_info", {})
         failed = final_info.get("_" + ERROR_KEY)
+        rand = self.randomizer
+        if rand is not None:
+            # final_obs may be an object array (Gymnasium's): the noisy rows, by env index.
+            with_final = np.flatnonzero(ended & has_final)
+            if len(with_final):
+                final_obs = dict(zip(with_final, rand.observe_final(np.stack([final_obs[i] for i in with_final]))))
         for i in np.flatnonzero(ended):
             if failed is not None and failed[i]:
                 # Its env raised (and was reset): the unfinished episode leaves the batch, never fabricated.
@@ -201,6 +223,8 @@ class Sampler:
             batch.episode_start[i] = t + 1
         self._ep_return[ended] = 0.0
         self._ep_length[ended] = 0
+        if rand is not None:
+            rand.start(self.venv, np.flatnonzero(ended))
 
     def _check_finite(self, i: int, reward: float, obs: np.ndarray, what: str) -> None:
         """EnvFailure naming env ``i``, its episode step and the first non-finite value, if there is one."""
@@ -216,6 +240,8 @@ class Sampler:
         self.seed = seed
         self._seeded = False
         self._obs = None
+        if self.randomizer is not None:
+            self.randomizer.reseed(seed)
 
     def iteration_stats(self) -> dict[str, float]:
         """Extra metrics of the last ``collect`` (a distributed sampler reports restarts and overhead)."""
@@ -226,13 +252,18 @@ class Sampler:
 
     # --- exact state, for resume --------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"obs": None if self._obs is None else self._obs.copy(), "seeded": self._seeded,
-                "ep_return": self._ep_return.copy(), "ep_length": self._ep_length.copy(),
-                "envs": get_vector_state(self.venv) if self._obs is not None else None}
+        state = {"obs": None if self._obs is None else self._obs.copy(), "seeded": self._seeded,
+                 "ep_return": self._ep_return.copy(), "ep_length": self._ep_length.copy(),
+                 "envs": get_vector_state(self.venv) if self._obs is not None else None}
+        if self.randomizer is not None:
+            state["randomizer"] = self.randomizer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if state["obs"] is None:
             return
+        if self.randomizer is not None:
+            self.randomizer.load_state_dict(state["randomizer"])
         # Reset once so the wrappers are initialised, then overwrite every sub-env's exact state.
         self.venv.reset(seed=self.seed)
         if state["envs"] is not None:

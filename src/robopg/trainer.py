@@ -26,6 +26,7 @@ from .envs import make_vector_env
 from .errors import CheckpointError, EnvFailure, NonFiniteError, StorageError, TrainingInterrupted
 from .metrics import MetricsLog, Progress
 from .policies import make_policy
+from .randomization import make_randomizer
 from .sampler import Rollout, Sampler
 
 # Called after each iteration's row is logged, before the best policy and the checkpoint are recorded:
@@ -65,12 +66,14 @@ class Trainer:
         self.policy = make_policy(c, self.venv.single_observation_space, self.venv.single_action_space)
         self.algorithm = make_algorithm(c, self.policy, c.resolved_num_envs())
         self.say = print  # the progress display's, while train() runs
+        randomizer = make_randomizer(c, c.resolved_num_envs(), c.seed, venv=self.venv)  # checked here, workers too
         if c.workers:
             from .distributed import RaySampler
             self.sampler = RaySampler(c, self.policy, say=lambda msg: self.say(msg))
         else:
             self.sampler = Sampler(self.venv, self.policy, c.batch_size, c.resolved_batch_mode(), c.seed, c.env_id,
-                                   max_env_errors=c.max_env_errors)
+                                   max_env_errors=c.max_env_errors,
+                                   randomizer=randomizer)
         self.iteration = 0
         self.env_steps = 0
         self.best_return = -math.inf

@@ -19,6 +19,7 @@ from ..errors import NonFiniteError
 from ..gradients import chunk_gradient_stats, optimal_baseline_gradient, per_step_scores
 from ..normalization import RewardScaler
 from ..policies import Policy, ValueFunction
+from ..randomization import critic_context_dim
 from ..sampler import Rollout
 from ..value_fit import ValueFit
 from .weights import Weights, compute_weights, episode_ids
@@ -38,7 +39,7 @@ class PolicyGradient:
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=c.lr, fused=True)
         self.value_fit = None
         if c.baseline == "value":
-            value = ValueFunction(policy.normalizer, list(c.hidden_sizes), c.activation)
+            value = ValueFunction(policy.normalizer, list(c.hidden_sizes), c.activation, critic_context_dim(c))
             self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches)
         self.value = self.value_fit.value if self.value_fit else None
         self.reward_scaler = RewardScaler(num_envs, c.gamma) if c.normalize_rewards else None
@@ -50,7 +51,7 @@ class PolicyGradient:
         stats = self._policy_step(rollout, w, iteration)
         if self.value_fit is not None:
             try:
-                stats.update(self.value_fit.fit(w.obs, w.targets, w.old_values))
+                stats.update(self.value_fit.fit(w.value_inputs, w.targets, w.old_values))
             except NonFiniteError as e:
                 raise NonFiniteError(f"{e} at iteration {iteration}") from None
         # After the update, so the batch's log-probs were those of the policy that sampled it.

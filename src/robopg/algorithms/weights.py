@@ -23,6 +23,12 @@ class Weights:
     psi: torch.Tensor               # [n] float32: the weights of the policy gradient
     targets: torch.Tensor | None    # [n] float32: the value function's regression targets
     old_values: torch.Tensor | None  # [n] float32: V(s_t) before this update (for explained variance)
+    critic_obs: torch.Tensor | None = None  # [n, obs_dim + k]: a privileged value function's inputs (s_t, c)
+
+    @property
+    def value_inputs(self) -> torch.Tensor:
+        """What the value function is fit on: the observations, or with --critic-obs privileged (s_t, c)."""
+        return self.obs if self.critic_obs is None else self.critic_obs
 
 
 def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
@@ -32,11 +38,18 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
     rewards = rollout.rewards
     if reward_scaler is not None:
         rewards = reward_scaler.scale(rollout.rewards, rollout.terminated, rollout.truncated, m)
-    values = next_values = None
+    values = next_values = critic_obs = None
     if value is not None:
+        obs, next_obs = rollout.obs, rollout.next_obs
+        if getattr(value, "context_dim", 0):
+            # next_obs[t] belongs to the same episode as obs[t] (the final observation where it ended), so
+            # both are read with that episode's context.
+            obs, next_obs = privileged_inputs(rollout.obs, rollout.context), privileged_inputs(rollout.next_obs,
+                                                                                                 rollout.context)
+            critic_obs = torch.as_tensor(obs[m])
         with torch.no_grad():
-            values = value(torch.as_tensor(rollout.obs)).double().numpy()
-            next_values = value(torch.as_tensor(rollout.next_obs)).double().numpy()
+            values = value(torch.as_tensor(obs)).double().numpy()
+            next_values = value(torch.as_tensor(next_obs)).double().numpy()
     psi, targets = estimators.weights(c.estimator, c.baseline, rewards, rollout.terminated, rollout.truncated, m,
                                       c.gamma, c.lam, values, next_values)
     if c.normalize_advantages:
@@ -44,7 +57,14 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
     return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
                    torch.as_tensor(psi[m], dtype=torch.float32),
                    None if targets is None else torch.as_tensor(targets[m], dtype=torch.float32),
-                   None if values is None else torch.as_tensor(values[m], dtype=torch.float32))
+                   None if values is None else torch.as_tensor(values[m], dtype=torch.float32), critic_obs)
+
+
+def privileged_inputs(obs: np.ndarray, context: np.ndarray | None) -> np.ndarray:
+    """[..., obs_dim] observations and [..., k] contexts -> [..., obs_dim + k] float32 critic inputs."""
+    if context is None:
+        raise ValueError("a privileged value function needs the rollout's context (sampled with --randomize)")
+    return np.concatenate([obs, context.astype(np.float32)], axis=-1)
 
 
 def episode_ids(rollout: Rollout) -> np.ndarray:

@@ -135,6 +135,46 @@ def video_section(cmp: Comparison, video: bool, seconds: float, width: int, heig
             f'poster="{poster}" src="data:video/mp4;base64,{data}"></video>'), None
 
 
+def robustness_section(cmp: Comparison) -> str:
+    """Each arm's robustness map (``robopg robustness``, averaged over its runs that have one), side by side on
+    one figure; empty when no run has a map."""
+    import json
+
+    maps = {}
+    for a in cmp.arms:
+        docs = [json.loads(p.read_text()) for r in a.runs
+                if (p := Path(r.path) / "robustness" / "robustness.json").is_file()]
+        docs = [d for d in docs if d["grid"] == (docs[0]["grid"] if docs else None)]
+        if docs:
+            maps[a.label] = docs
+    if not maps:
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..robustness import plot_map
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.2), dpi=100, squeeze=False)
+    rows = [["arm", "runs", "nominal return", "worst cell", "grid mean"]]
+    for ax, (label, docs) in zip(axes[0], maps.items()):
+        mean = dict(docs[0], nominal_return=sum(d["nominal_return"] for d in docs) / len(docs))
+        mean["cells"] = [dict(c, mean_return=sum(d["cells"][i]["mean_return"] for d in docs) / len(docs))
+                         for i, c in enumerate(docs[0]["cells"])]
+        plot_map(mean, Path("unused.png"), f"{label} (mean of {len(docs)} runs)", ax=ax)
+        rows.append([label, str(len(docs))] + [f"{sum(d[k] for d in docs) / len(docs):,.1f}"
+                                               for k in ("nominal_return", "worst_return", "grid_mean")])
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return (f'<section id="robustness"><h2>Robustness maps</h2>\n{_table(rows, "robustness-table")}\n'
+            f'<img id="maps" alt="robustness maps" src="{_png_data_uri(buf.getvalue())}">\n<p class="small">Mean '
+            'return of the deterministic policy on each cell of physics scale factors (robopg robustness), averaged '
+            'over each arm\'s runs; the star is the nominal robot.</p></section>')
+
+
 def build(cmp: Comparison, video: bool = True, video_seconds: float = 10.0, video_size: int = 320) -> str:
     """The report page as a string."""
     figure = _png_data_uri(cmp.figure_png())
@@ -176,6 +216,7 @@ bootstrap band over seeds; runs are interpolated onto a common grid and never ex
 where its shortest run ends; partial runs left out of the statistics are dotted. Middle: the same against
 wall-clock time. Right: IQM of the final return with its 95% stratified-bootstrap interval.</p>
 </section>
+{robustness_section(cmp)}
 <section id="video"><h2>Video</h2>
 {video_html}
 </section>

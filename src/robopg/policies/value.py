@@ -15,13 +15,31 @@ from ..normalization import ObsNormalizer
 from .networks import mlp, run_layers
 
 
-class ValueFunction(nn.Module):
-    """Its own network (and optimiser, in the algorithm), reading the policy's normaliser."""
+class ContextInputs(nn.Module):
+    """The privileged critic's input normaliser: the policy's normaliser on the observation columns, the
+    context columns (log physics factors, already near zero and of unit scale) passed through."""
 
-    def __init__(self, normalizer: ObsNormalizer, hidden: list[int], activation: str):
+    def __init__(self, normalizer: ObsNormalizer, context_dim: int):
         super().__init__()
-        self.normalizer = normalizer
-        self.net = mlp([normalizer.mean.numel(), *hidden, 1], activation, out_gain=1.0)
+        self.inner, self.obs_dim, self.context_dim = normalizer, normalizer.mean.numel(), context_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.inner(x[..., :self.obs_dim]), x[..., self.obs_dim:]], dim=-1)
+
+
+class ValueFunction(nn.Module):
+    """Its own network (and optimiser, in the algorithm), reading the policy's normaliser.
+
+    With ``context_dim > 0`` (``--critic-obs privileged``) it is V(s, c): its inputs are the observation
+    followed by ``context_dim`` context values (the episode's randomised physics), which the policy never
+    sees. A baseline may depend on anything but the action, so the gradient estimate stays unbiased
+    (``tests/test_privileged_baseline.py``)."""
+
+    def __init__(self, normalizer: ObsNormalizer, hidden: list[int], activation: str, context_dim: int = 0):
+        super().__init__()
+        self.context_dim = context_dim
+        self.normalizer = ContextInputs(normalizer, context_dim) if context_dim else normalizer
+        self.net = mlp([normalizer.mean.numel() + context_dim, *hidden, 1], activation, out_gain=1.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.values_of_normalized(self.normalizer.forward(obs))

@@ -1,0 +1,149 @@
+"""Robots that generalise, end to end: does domain randomisation buy robustness off the nominal robot, and what
+does the privileged baseline add?
+
+    python -m robopg.experiments.robustness_experiment                      # the full experiment
+    python -m robopg.experiments.robustness_experiment --envs Hopper-v5 --seeds 2 --steps 300000 \\
+        --grid mass=0.5:1.5:5 friction=0.5:1.5:5 --episodes 5                # the reduced one docs/robustness.md ran
+
+For each robot and seed it trains three arms at the same step budget, one process at a time: ``nominal`` (the
+preset), ``randomized`` (``--randomize`` below) and ``privileged`` (the same, with ``--critic-obs privileged``);
+then ``robopg robustness`` evaluates every run on the same mass x friction grid. It writes, per robot, into
+``docs/robustness/<env>/``: ``results.md`` and ``results.json`` (IQM with 95% stratified-bootstrap intervals over
+seeds of the nominal-cell return, the worst-cell return and the grid mean) and ``maps.png`` (each arm's mean map,
+side by side). Run again, it skips every run that already has its robustness.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ARMS = {"nominal": [], "randomized": ["--randomize", "RANDOMIZE"],
+        "privileged": ["--randomize", "RANDOMIZE", "--critic-obs", "privileged"]}
+METRICS = {"nominal_return": "nominal-cell return", "worst_return": "worst-cell return", "grid_mean": "grid mean"}
+
+
+def _robopg(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "robopg.cli", *args], check=True)
+
+
+def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
+    run_dir = Path(args.runs_dir) / env_id / f"{arm}-s{seed}"
+    done = run_dir / "robustness" / "robustness.json"
+    if not done.exists():
+        extra = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
+        if not (run_dir / "checkpoints" / "latest.pt").exists():
+            _robopg("train", env_id, "--seed", str(seed), "--steps", str(args.steps), "--run-dir", str(run_dir),
+                    "--overwrite", "--no-tensorboard", *extra)
+        _robopg("robustness", str(run_dir), "--grid", *args.grid, "--episodes", str(args.episodes))
+    return json.loads(done.read_text())
+
+
+def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
+    import numpy as np
+
+    from ..stats import interval, iqm
+
+    lines = [f"### {env_id}: {len(next(iter(docs.values())))} seeds per arm, {args.steps:,} steps, grid "
+             f"{' x '.join(args.grid)}, {args.episodes} episodes per cell",
+             "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
+             "|---|" + "---:|" * (len(METRICS) + 1)]
+    result = {}
+    for arm, runs in docs.items():
+        cells = []
+        result[arm] = {}
+        for key in METRICS:
+            x = np.array([d[key] for d in runs])
+            ci = interval([x], iqm, reps=2000, seed=0)
+            result[arm][key] = {"iqm": float(iqm(x)), "low": ci.low, "high": ci.high, "per_seed": x.tolist()}
+            cells.append(f"{iqm(x):,.0f} [{ci.low:,.0f}, {ci.high:,.0f}]")
+        seeds = "; ".join(f"{d['nominal_return']:.0f} / {d['worst_return']:.0f} / {d['grid_mean']:.0f}" for d in runs)
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {seeds} |")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"env_id": env_id, "steps": args.steps, "grid": args.grid,
+                                                  "episodes": args.episodes, "randomize": args.randomize,
+                                                  "arms": result}, indent=1))
+    _maps(env_id, docs, out / "maps.png")
+    text = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(text)
+    return text
+
+
+def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
+    """Each arm's map averaged over its seeds, side by side, on one colour scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..robustness import plot_map
+
+    fig, axes = plt.subplots(1, len(docs), figsize=(5.2 * len(docs), 4.2), dpi=100)
+    for ax, (arm, runs) in zip(axes, docs.items()):
+        mean = dict(runs[0])
+        mean["cells"] = [dict(c, mean_return=sum(r["cells"][i]["mean_return"] for r in runs) / len(runs))
+                         for i, c in enumerate(runs[0]["cells"])]
+        mean["nominal_return"] = sum(r["nominal_return"] for r in runs) / len(runs)
+        plot_map(mean, png, f"{env_id} {arm} (mean of {len(runs)} seeds)", ax=ax)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+
+
+def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0) -> dict:
+    """Whole training iterations (sample + update) of a nominal and a randomised trainer, alternated in one
+    process on the native backend so that the machine's load falls on both alike: steps/s of each, and the
+    cost of randomisation, 1 - randomised / nominal."""
+    import tempfile
+    import time
+
+    from ..presets import make_config
+    from ..trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {arm: Trainer(make_config(env_id, seed=seed, env_backend="native", tensorboard=False,
+                                             randomize=r), Path(tmp) / arm)
+                    for arm, r in (("nominal", ""), ("randomized", randomize))}
+        seconds, steps = dict.fromkeys(trainers, 0.0), dict.fromkeys(trainers, 0)
+        for i in range(iterations):
+            for arm in (list(trainers) if i % 2 == 0 else list(trainers)[::-1]):
+                t0 = time.perf_counter()
+                rollout, _ = trainers[arm].step()
+                seconds[arm] += time.perf_counter() - t0
+                steps[arm] += rollout.num_steps
+        for t in trainers.values():
+            t.close()
+    rate = {arm: steps[arm] / seconds[arm] for arm in trainers}
+    return {"env_id": env_id, "randomize": randomize, "iterations": iterations, "steps_per_s": rate,
+            "cost": 1.0 - rate["randomized"] / rate["nominal"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m robopg.experiments.robustness_experiment", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", default="Hopper-v5,Walker2d-v5", help="comma-separated env ids")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=1_000_000, help="step budget of every run")
+    p.add_argument("--randomize", default="mass=0.5:1.5,friction=0.5:1.5", help="the randomised arms' --randomize")
+    p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--runs-dir", default="runs/robustness-experiment")
+    p.add_argument("--docs-dir", default="docs/robustness")
+    p.add_argument("--throughput", action="store_true", help="only measure randomisation's training throughput "
+                   "cost (paired, alternated iterations, native backend) on each env")
+    args = p.parse_args(argv)
+    if args.throughput:
+        for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
+            print(json.dumps(throughput(env_id, args.randomize)), flush=True)
+        return 0
+    for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
+        docs = {arm: [run_arm(env_id, arm, seed, args) for seed in range(args.seeds)] for arm in ARMS}
+        print(summarize(env_id, docs, Path(args.docs_dir) / env_id, args), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Domain randomisation while sampling: physics scale factors drawn at every episode start, observation
+noise, action noise and action delay.
+
+What is drawn, and from which generator, never depends on the backend or on the order envs finish:
+
+- each env has its own generator, seeded from (seed, env index in the run), advanced only when that env starts
+  an episode: it draws one factor per randomised parameter (in the order ``--randomize`` names them), then the
+  episode's action delay if a delay range is given;
+- one generator for the per-step noise draws the whole batch's observation noise ``[N, obs_dim]`` (and action
+  noise ``[N, act_dim]``) every step, and the noise of ended episodes' final observations in env order.
+
+A factor is one number per env and parameter: every element of the field (every body's mass...) is scaled by
+it, as ``robopg.physics`` does with a ``(num_envs,)`` factor. Factors reach the env through ``set_physics``,
+after the env reset for its new episode (with SAME_STEP autoreset the reset happens inside the step that ended
+the previous episode), so they act from the episode's first step on.
+
+The delayed action: the robot receives the action chosen ``k`` control steps earlier; for an episode's first
+``k`` steps, zeros (the motors at rest). The policy's own sample is what the rollout stores, so the policy
+gradient stays that of the density it sampled from; noise, delay and clipping belong to the environment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import parse_delay, parse_randomize
+from .errors import EnvError
+from .physics import get_physics, set_physics
+
+_ENV_STREAM, _NOISE_STREAM = 0x52D1, 0x4E01  # tags that keep these generators apart from any other seeded one
+
+
+def _generator(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed & 0xFFFFFFFF, *keys])))
+
+
+class Randomizer:
+    """Draws and applies one vector env's randomisation. ``first_env_index`` is the index of its first env in
+    the run (a Ray worker holds envs first_env_index, first_env_index + 1, ...)."""
+
+    def __init__(self, spec: str, obs_noise: float, action_noise: float, action_delay: str, num_envs: int,
+                 seed: int, first_env_index: int = 0):
+        self.ranges = parse_randomize(spec)           # physics name -> (lo, hi, 'uniform' | 'log')
+        self.names = tuple(self.ranges)
+        self.obs_noise, self.action_noise = float(obs_noise), float(action_noise)
+        self.delay_range = parse_delay(action_delay)
+        self.num_envs, self.first_env_index = num_envs, first_env_index
+        self.factors = np.ones((num_envs, len(self.names)))
+        self.delay = np.full(num_envs, self.delay_range[0], dtype=np.int64)
+        self._history: np.ndarray | None = None       # [N, max delay + 1, *action shape], newest last
+        self._context: np.ndarray | None = None
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
+        self._env_rngs = [_generator(seed, _ENV_STREAM, self.first_env_index + i) for i in range(self.num_envs)]
+        self._noise_rng = _generator(seed, _NOISE_STREAM, self.first_env_index)
+
+    @property
+    def context_dim(self) -> int:
+        """Inputs a privileged value function gets: the log of each factor (0 at nominal), and the delay if drawn."""
+        return len(self.names) + (self.delay_range[0] != self.delay_range[1])
+
+    def context(self) -> np.ndarray:
+        """``[N, context_dim]`` float32: what each env's current episode was drawn with (a fresh array)."""
+        if self._context is None:
+            ctx = np.log(self.factors).astype(np.float32)
+            if self.context_dim > len(self.names):
+                ctx = np.concatenate([ctx, self.delay[:, None].astype(np.float32)], axis=1)
+            self._context = ctx
+        return self._context.copy()
+
+    def check_env(self, venv) -> None:
+        """EnvError naming --randomize if ``venv`` has no per-env physics (not MuJoCo, or async)."""
+        if self.names:
+            try:
+                get_physics(venv)
+            except EnvError as e:
+                raise EnvError(f"--randomize: {e}") from None
+
+    # --- episode starts ---------------------------------------------------------------------------------
+    def start(self, venv, ids: np.ndarray) -> None:
+        """New episodes begin in envs ``ids`` (already reset): draw their factors and delays and apply them."""
+        ids = np.asarray(ids)
+        if not len(ids):
+            return
+        lo_d, hi_d = self.delay_range
+        for i in ids:
+            rng = self._env_rngs[i]
+            for j, name in enumerate(self.names):
+                lo, hi, dist = self.ranges[name]
+                self.factors[i, j] = (np.exp(rng.uniform(np.log(lo), np.log(hi))) if dist == "log"
+                                      else rng.uniform(lo, hi))
+            if hi_d > lo_d:
+                self.delay[i] = rng.integers(lo_d, hi_d + 1)
+        if self._history is not None:
+            self._history[ids] = 0.0
+        self._context = None
+        if self.names:
+            try:
+                set_physics(venv, {name: self.factors[ids, j] for j, name in enumerate(self.names)}, ids)
+            except EnvError as e:
+                raise EnvError(f"--randomize: {e}") from None
+
+    # --- every step ---------------------------------------------------------------------------------
+    def observe(self, obs: np.ndarray) -> np.ndarray:
+        """The observations the policy sees (float32, ``[N, obs_dim]``)."""
+        if self.obs_noise > 0:
+            obs = (obs + self.obs_noise * self._noise_rng.standard_normal(obs.shape)).astype(np.float32)
+        return obs
+
+    def observe_final(self, rows: np.ndarray) -> np.ndarray:
+        """Ended episodes' final observations (``[k, obs_dim]``, in env order), with their own noise draws."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if self.obs_noise > 0:
+            rows = rows + self.obs_noise * self._noise_rng.standard_normal(rows.shape)
+        return rows.astype(np.float32)
+
+    def act(self, env_action: np.ndarray, low: np.ndarray | None, high: np.ndarray | None) -> np.ndarray:
+        """The actions the robots receive now: the policy's (already clipped) actions of ``delay`` steps ago,
+        plus noise, clipped to the action bounds (``low``/``high``; None for discrete actions)."""
+        if self.delay_range[1] > 0:
+            if self._history is None:
+                self._history = np.zeros((self.num_envs, self.delay_range[1] + 1, *env_action.shape[1:]),
+                                         env_action.dtype)
+            h = self._history
+            h[:, :-1] = h[:, 1:]
+            h[:, -1] = env_action
+            env_action = h[np.arange(self.num_envs), h.shape[1] - 1 - self.delay]
+        if self.action_noise > 0 and low is not None:
+            noise = self.action_noise * self._noise_rng.standard_normal(env_action.shape)
+            env_action = np.clip(env_action + noise, low, high).astype(env_action.dtype)
+        return env_action
+
+    # --- exact state, for resume -----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"env_rngs": [r.bit_generator.state for r in self._env_rngs],
+                "noise_rng": self._noise_rng.bit_generator.state, "factors": self.factors.copy(),
+                "delay": self.delay.copy(), "history": None if self._history is None else self._history.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["env_rngs"]) != self.num_envs or state["factors"].shape != self.factors.shape:
+            raise ValueError("saved randomiser state does not match this run's --randomize and env count")
+        for r, s in zip(self._env_rngs, state["env_rngs"]):
+            r.bit_generator.state = s
+        self._noise_rng.bit_generator.state = state["noise_rng"]
+        self.factors[:] = state["factors"]
+        self.delay[:] = state["delay"]
+        self._context = None
+        self._history = None if state["history"] is None else state["history"].copy()
+
+
+def critic_context_dim(config) -> int:
+    """Inputs a --critic-obs privileged value function gets beyond the observation (0 for a plain one)."""
+    if getattr(config, "critic_obs", "obs") != "privileged":
+        return 0
+    lo, hi = parse_delay(config.action_delay)
+    return len(parse_randomize(config.randomize)) + (lo != hi)
+
+
+def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, venv=None) -> Randomizer | None:
+    """The config's randomiser (checked against ``venv`` if given), or None when it samples the nominal robot
+    (nothing then changes, to the bit)."""
+    if not config.randomized():
+        return None
+    r = Randomizer(config.randomize, config.obs_noise, config.action_noise, config.action_delay, num_envs, seed,
+                   first_env_index)
+    if venv is not None:
+        r.check_env(venv)
+    return r

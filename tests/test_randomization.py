@@ -1,0 +1,163 @@
+"""Domain randomisation (robopg.randomization): draws that depend on neither the backend nor the order envs finish,
+the same trajectories on both backends for the same draws, bit-exact resume, nothing changed without it, and
+bad input answered with exit 2 naming the option."""
+
+import numpy as np
+import pytest
+import torch
+
+import robopg
+from robopg import make_config
+from robopg.config import ConfigError, parse_delay, parse_randomize
+from robopg.envs import make_vector_env
+from robopg.metrics import read_csv
+from robopg.physics import get_physics
+from robopg.policies import make_policy
+from robopg.randomization import Randomizer, make_randomizer
+from robopg.rollout_worker import RolloutWorker
+from robopg.sampler import Sampler
+from robopg.trainer import TrainingInterrupted
+
+from .conftest import tiny
+from .test_training import _numbers, _same, interrupt_at
+
+SPEC = "mass=0.7:1.3,friction=0.5:1.5:log,damping=0.8:1.2,gear=0.85:1.15"
+
+
+def test_parse_specs():
+    assert parse_randomize("mass=0.7:1.3, friction=0.5:2:log") == {
+        "body_mass": (0.7, 1.3, "uniform"), "geom_friction": (0.5, 2.0, "log")}
+    assert parse_randomize("") == {}
+    assert parse_delay("0") == (0, 0) and parse_delay("0:2") == (0, 2) and parse_delay("3") == (3, 3)
+    for bad in ("weight=1:2", "mass=1.3:0.7", "mass=0:1", "mass=-1:1", "mass=1", "mass=a:b", "mass=1:2:cubic",
+                "mass=1:2,mass=1:3", "mass=1:inf"):
+        with pytest.raises(ValueError):
+            parse_randomize(bad)
+    for bad in ("-1", "2:1", "x", "1:2:3"):
+        with pytest.raises(ValueError):
+            parse_delay(bad)
+
+
+def test_draws_depend_on_neither_order_nor_grouping():
+    venv = make_vector_env("Hopper-v5", 4, backend="native")
+    a = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7)
+    b = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7)
+    a.start(venv, np.array([0, 1, 2, 3]))
+    a.start(venv, np.array([2]))
+    b.start(venv, np.array([3]))
+    b.start(venv, np.array([2, 0, 1]))
+    b.start(venv, np.array([2]))
+    np.testing.assert_array_equal(a.factors, b.factors)
+    np.testing.assert_array_equal(a.delay, b.delay)
+    assert (a.factors[:, 0] >= 0.7).all() and (a.factors[:, 0] <= 1.3).all()
+    assert (a.factors[:, 1] >= 0.5).all() and (a.factors[:, 1] <= 1.5).all()
+    assert len(np.unique(a.factors[:, 0])) == 4          # each env its own draw
+    # The factors reach the physics, as a (num_envs,) factor: every body's mass scaled alike.
+    np.testing.assert_array_equal(get_physics(venv)["body_mass"], np.repeat(b.factors[:, :1], venv.model.nbody, 1))
+    # Env index i of a run draws the same whichever sampler (Ray worker) holds it.
+    c = Randomizer(SPEC, 0, 0, "0:2", 2, seed=7, first_env_index=2)
+    c.start(venv, np.array([0, 1]))
+    first = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7)
+    first.start(venv, np.arange(4))
+    np.testing.assert_array_equal(c.factors, first.factors[2:])
+    c.reseed(8)
+    c.start(venv, np.array([0, 1]))
+    assert not np.array_equal(c.factors, first.factors[2:])
+
+
+def test_action_delay_and_noise():
+    r = Randomizer("", 0.0, 0.0, "1", 2, seed=0)
+    low, high = np.full(1, -1.0, np.float32), np.full(1, 1.0, np.float32)
+    a0, a1 = np.array([[0.5], [0.25]], np.float32), np.array([[-0.5], [0.75]], np.float32)
+    np.testing.assert_array_equal(r.act(a0, low, high), 0.0)          # first step of an episode: at rest
+    np.testing.assert_array_equal(r.act(a1, low, high), a0)           # then one step late
+    r.start(None, np.array([1]))                                        # env 1 starts a new episode
+    np.testing.assert_array_equal(r.act(a0, low, high), [[-0.5], [0.0]])
+    noisy = Randomizer("", 0.0, 10.0, "0", 2, seed=0).act(a0, low, high)
+    assert noisy.dtype == np.float32 and (np.abs(noisy) <= 1).all() and not np.array_equal(noisy, a0)
+
+
+def _rollouts(backend, batches=3, **kw):
+    torch.manual_seed(0)
+    c = make_config("Hopper-v5", randomize=SPEC, num_envs=4, batch_size=256, env_backend=backend, **kw)
+    venv = make_vector_env("Hopper-v5", 4, backend=backend)
+    policy = make_policy(c, venv.single_observation_space, venv.single_action_space)
+    sampler = Sampler(venv, policy, 256, "steps", 3, "Hopper-v5", randomizer=make_randomizer(c, 4, 3, venv=venv))
+    out = [sampler.collect() for _ in range(batches)]
+    sampler.close()
+    return out
+
+
+def test_same_draws_same_trajectories_on_both_backends():
+    kw = dict(obs_noise=0.01, action_noise=0.05, action_delay="0:1")
+    native, gym = _rollouts("native", **kw), _rollouts("gymnasium", **kw)
+    episodes = 0
+    for n, g in zip(native, gym):
+        for name in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs", "context"):
+            np.testing.assert_array_equal(getattr(n, name), getattr(g, name), err_msg=name)
+        episodes += len(n.episode_returns)
+    assert episodes > 10  # many episode starts, each with new draws
+    assert n.context.shape == (64, 4, 5)  # 4 factors and the delay
+
+
+def test_privileged_needs_randomize_and_no_randomize_means_no_randomizer():
+    assert make_randomizer(make_config("Hopper-v5"), 4, 0) is None
+    with pytest.raises(ConfigError, match="--critic-obs"):
+        make_config("Hopper-v5", critic_obs="privileged").validate()
+    make_config("Hopper-v5", critic_obs="privileged", randomize="mass=0.9:1.1").validate()
+
+
+@pytest.mark.parametrize("backend", ["native", "gymnasium"])
+def test_randomised_run_resumes_to_the_same_numbers(tmp_path, backend):
+    kw = dict(randomize=SPEC, obs_noise=0.01, action_noise=0.02, action_delay="0:1", critic_obs="privileged",
+              env_backend=backend, steps=2400, batch_size=400, checkpoint_every=100, normalize_rewards=True)
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(3)])
+    assert len(read_csv(tmp_path / "cut" / "metrics.csv")) == 3
+    resumed = robopg.resume(tmp_path / "cut")
+    _same(_numbers(full.run_dir), _numbers(resumed.run_dir))
+    nominal = robopg.train(tiny("Hopper-v5", env_backend=backend, steps=2400, batch_size=400), tmp_path / "nom")
+    assert _numbers(nominal.run_dir) != _numbers(full.run_dir)
+    assert robopg.api.load_config(full.run_dir).randomize == SPEC  # recorded in config.yaml
+
+
+def test_ray_worker_randomises_its_own_envs():
+    # In-process workers (Ray runs each in its own process; here one at a time, as they share torch's RNG).
+    c = tiny("Hopper-v5", randomize="mass=0.5:1.5", workers=2, envs_per_worker=2, batch_size=64)
+    weights = None
+
+    def run(index):
+        nonlocal weights
+        w = RolloutWorker(c.to_dict(), None, index, 32)
+        weights = weights or w.policy.state_dict()
+        rollout = w.collect(weights, 0)[0]
+        w.close()
+        assert rollout.rewards.shape == (16, 2)
+        return w.sampler.randomizer.factors.copy()
+
+    first, second, again = run(0), run(1), run(1)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(again, second)  # deterministic per worker
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--randomize", "weight=0.5:1.5"], "--randomize"),
+    (["--randomize", "mass=1.5:0.5"], "--randomize"),
+    (["--randomize", "mass=0:1"], "--randomize"),
+    (["--randomize", "mass=-0.5:1"], "--randomize"),
+    (["--action-delay", "-1"], "--action-delay"),
+    (["--obs-noise", "-0.1"], "--obs-noise"),
+    (["--critic-obs", "privileged"], "--critic-obs"),
+])
+def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
+    out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")
+    assert out.returncode == 2, out.stderr
+    assert option in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_randomize_on_an_env_without_physics_exits_2(cli, tmp_path):
+    out = cli("train", "CartPole-v1", "--randomize", "mass=0.5:1.5", "--run-dir", tmp_path / "r")
+    assert out.returncode == 2 and "--randomize" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "r").exists()

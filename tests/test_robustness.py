@@ -1,0 +1,114 @@
+"""Robustness maps (robopg robustness): the nominal cell is `robopg eval` exactly, any cell is eval on the robot with
+those factors, all cells at once on the native backend give the numbers of Gymnasium's envs, and bad input is
+exit 2 naming the option, with nothing written into a run that is not one."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import robopg
+from robopg.envs import make_vector_env
+from robopg.physics import set_physics
+from robopg.robustness import evaluate_cells, grid_cells, parse_grid
+
+from .conftest import tiny
+
+
+@pytest.fixture(scope="module")
+def hopper_run(tmp_path_factory):
+    return robopg.train(tiny("Hopper-v5", steps=2048, batch_size=512), tmp_path_factory.mktemp("run") / "h").run_dir
+
+
+def _eval_with_physics(policy, env_id, factors, episodes, seed):
+    """robopg.api.evaluate's loop, on a Gymnasium vector env given ``factors`` first: the reference."""
+    n = min(episodes, 16)
+    venv = make_vector_env(env_id, n, backend="gymnasium")
+    set_physics(venv, {p: np.full(n, f) for p, f in factors.items()})
+    obs, _ = venv.reset(seed=seed)
+    running, done, per_env = np.zeros(n), np.zeros(n, int), [[] for _ in range(n)]
+    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    while (done < quota).any():
+        with torch.no_grad():
+            action = policy.act(np.asarray(obs, dtype=np.float32), deterministic=True)
+        obs, reward, term, trunc, _ = venv.step(action)
+        running += reward
+        for i in np.flatnonzero(term | trunc):
+            if done[i] < quota[i]:
+                per_env[i].append(float(running[i]))
+                done[i] += 1
+            running[i] = 0.0
+    venv.close()
+    r = [x for e in per_env for x in e]
+    return float(np.mean(r)), float(np.std(r))
+
+
+def test_parse_grid():
+    axes = parse_grid(["mass=0.5:1.5:5", "friction=0.4:1.6:3"])
+    assert [a.param for a in axes] == ["body_mass", "geom_friction"]
+    assert axes[0].values == [0.5, 0.75, 1.0, 1.25, 1.5] and axes[1].values[1] == 1.0
+    cells = grid_cells(axes)
+    assert len(cells) == 15 and cells[0] == {"body_mass": 0.5, "geom_friction": 0.4}
+
+
+def test_nominal_cell_equals_robopg_eval_exactly(cli, hopper_run, tmp_path):
+    ev = cli("eval", hopper_run, "--episodes", "5", "--json")
+    assert ev.returncode == 0, ev.stderr
+    rb = cli("robustness", hopper_run, "--grid", "mass=0.5:1.5:3", "friction=0.5:1.5:3", "--episodes", "5",
+             "--json", "--out", tmp_path / "map")
+    assert rb.returncode == 0, rb.stderr
+    e, doc = json.loads(ev.stdout), json.loads(rb.stdout)
+    assert doc["nominal_return"] == e["mean_return"] and doc["nominal_std"] == e["std_return"]
+    centre = [c for c in doc["cells"] if c["mass"] == 1.0 and c["friction"] == 1.0]
+    assert len(doc["cells"]) == 9 and centre[0]["mean_return"] == e["mean_return"]
+    assert set(doc["cells"][0]) >= {"mass", "friction", "mean_return", "std_return"}
+    assert doc["worst_return"] == min(c["mean_return"] for c in doc["cells"])
+    assert 0 <= doc["fraction_above"] <= 1
+    for name in ("robustness.csv", "robustness.json", "robustness.png"):
+        assert (tmp_path / "map" / name).stat().st_size > 0
+    assert len((tmp_path / "map" / "robustness.csv").read_text().splitlines()) == 10
+
+
+def test_every_cell_equals_eval_with_its_factors_on_both_backends(hopper_run):
+    policy = robopg.load(hopper_run)
+    cells = grid_cells(parse_grid(["mass=0.6:1.4:2", "damping=0.5:1.0:2"]))
+    native = evaluate_cells(policy, "Hopper-v5", cells, 3, seed=5, backend="native")
+    gym = evaluate_cells(policy, "Hopper-v5", cells, 3, seed=5, backend="gymnasium")
+    assert native == gym
+    for cell, res in zip(cells, native):
+        assert (res["mean_return"], res["std_return"]) == _eval_with_physics(policy, "Hopper-v5", cell, 3, 5)
+    assert len({r["mean_return"] for r in native}) == 4  # the factors change the returns
+
+
+def test_one_axis_writes_a_curve(cli, hopper_run, tmp_path):
+    out = cli("robustness", hopper_run, "--grid", "gear=0.8:1.2:3", "--episodes", "2", "--out", tmp_path / "m")
+    assert out.returncode == 0, out.stderr
+    assert "nominal return" in out.stdout and "worst cell gear=" in out.stdout and "grid mean" in out.stdout
+    assert (tmp_path / "m" / "robustness.png").exists()
+
+
+@pytest.mark.parametrize("grid", [["mass=0.5:1.5:1"], ["weight=0.5:1.5:3"], ["mass=1.5:0.5:3"], ["mass=0:1:3"],
+                                  ["mass=0.5:1.5"], ["mass=0.5:1.5:3", "friction=1:2:2", "damping=1:2:2"]])
+def test_bad_grid_exits_2(cli, hopper_run, grid):
+    out = cli("robustness", hopper_run, "--grid", *grid)
+    assert out.returncode == 2 and "--grid" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_env_without_parameters_and_corrupt_or_foreign_runs(cli, trained_cartpole, hopper_run, tmp_path):
+    out = cli("robustness", trained_cartpole.run_dir, "--grid", "mass=0.5:1.5:3", "--episodes", "1")
+    assert out.returncode == 2 and "--grid" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (trained_cartpole.run_dir / "robustness").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a run")
+    corrupt = tmp_path / "corrupt"
+    (corrupt / "checkpoints").mkdir(parents=True)
+    (corrupt / "config.yaml").write_text((hopper_run / "config.yaml").read_text())
+    (corrupt / "checkpoints" / "latest.pt").write_bytes(b"\x80garbage")
+    for run in (foreign, corrupt):
+        before = sorted(p.name for p in run.rglob("*"))
+        out = cli("robustness", run, "--grid", "mass=0.5:1.5:3")
+        # (torch may warn about the damaged pickle first; the error itself is one line)
+        assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("robopg: error:"), out.stderr
+        assert sorted(p.name for p in run.rglob("*")) == before
