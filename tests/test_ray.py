@@ -130,6 +130,19 @@ def test_gathered_batch_is_each_workers_share_and_normaliser_merges_exactly(ray_
         trainer.close()
 
 
+@pytest.mark.parametrize("algorithm", ["ppo", "trpo"])
+def test_trust_region_rules_on_two_workers_resume_to_the_same_numbers(ray_cluster, tmp_path, algorithm):
+    kw = dict(workers=2, envs_per_worker=2, estimator="gae", baseline="value", steps=2560, batch_size=512,
+              algorithm=algorithm, checkpoint_every=100)
+    full = robopg.train(tiny("CartPole-v1", **kw), tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("CartPole-v1", **kw), tmp_path / "cut", callbacks=[interrupt_at(2)])
+    resumed = robopg.resume(tmp_path / "cut")
+    assert resumed.env_steps == full.env_steps
+    _same(_numbers(full.run_dir), _numbers(resumed.run_dir))
+    assert all(np.isfinite(r["approx_kl"]) for r in read_csv(full.run_dir / "metrics.csv"))
+
+
 def test_two_workers_same_seed_same_numbers(ray_cluster, tmp_path):
     kw = dict(workers=2, envs_per_worker=2, estimator="gae", baseline="value", steps=2048, batch_size=512)
     a = robopg.train(tiny("CartPole-v1", **kw), tmp_path / "a")

@@ -139,20 +139,12 @@ class NaturalGradient:
             # Copies: setting the parameters below replaces their data, which a view of log_std would follow.
             old = tuple(t.detach().clone() for t in distribution(self.policy, w.obs))
         objective = self._objective(w, old_log_prob)
-        g = flat_grad(objective, params)
-        if not torch.isfinite(g).all():
-            raise NonFiniteError(f"non-finite surrogate gradient at iteration {iteration}")
-        fvp = fisher_product(self.policy, w.obs)
-        damped = lambda v: fvp(v) + self.damping * v  # noqa: E731
         try:
-            x = conjugate_gradient(damped, g, self.cg_iters)
-            xFx = float(x @ damped(x))
+            g, x, xFx = self.direction(objective, w.obs)  # g: the seed's estimate, x: natural direction
         except NonFiniteError as e:
             raise NonFiniteError(f"{e} at iteration {iteration}") from None
-        if not math.isfinite(xFx):
-            raise NonFiniteError(f"non-finite Fisher-vector product at iteration {iteration}")
         full_step = math.sqrt(2 * self.max_kl / xFx) * x if xFx > 0 else torch.zeros_like(x)
-        surrogate_before = float(objective)
+        surrogate_before = float(objective.detach())
 
         def evaluate(step: torch.Tensor) -> tuple[float, float]:
             torch.nn.utils.vector_to_parameters(old_params + step, params)
@@ -175,6 +167,21 @@ class NaturalGradient:
         return {"policy_loss": -surrogate_before, "entropy": entropy, "grad_norm": float(g.norm()),
                 "approx_kl": kl if accepted else 0.0, "backtracks": float(j),
                 "surrogate_improvement": gain if accepted else 0.0}
+
+    def direction(self, objective: torch.Tensor, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(g, x, x'(F + d I)x): the gradient of ``objective`` at the current parameters, the natural
+        direction x ~= (F + d I)^-1 g by CG with F over the states ``obs``, and its quadratic norm."""
+        params = list(self.policy.parameters())
+        g = flat_grad(objective, params)
+        if not torch.isfinite(g).all():
+            raise NonFiniteError("non-finite surrogate gradient")
+        fvp = fisher_product(self.policy, obs)
+        damped = lambda v: fvp(v) + self.damping * v  # noqa: E731
+        x = conjugate_gradient(damped, g, self.cg_iters)
+        xFx = float(x @ damped(x))
+        if not math.isfinite(xFx):
+            raise NonFiniteError("non-finite Fisher-vector product")
+        return g, x, xFx
 
     def accept(self, kl: float, improvement: float) -> bool:
         """TRPO's test of a candidate step: inside the KL radius, and the surrogate improves."""

@@ -110,7 +110,7 @@ class PPO:
             raise NonFiniteError(f"non-finite policy gradient at iteration {iteration}")
         self.optimizer.step()
         clip_fraction = float(((ratio - 1.0).abs() > self.clip_range).float().mean())
-        return {"policy_loss": float(surrogate), "clip_fraction": clip_fraction, "grad_norm": grad_norm}
+        return {"policy_loss": float(surrogate.detach()), "clip_fraction": clip_fraction, "grad_norm": grad_norm}
 
     def _adapt_lr(self, kl: float) -> None:
         for g in self.optimizer.param_groups:
