@@ -16,7 +16,7 @@ import torch
 
 from robopg import estimators as est
 from robopg import exact, losses
-from robopg.algorithms.natural import NaturalGradient, conjugate_gradient, fisher_product, flat, flat_grad
+from robopg.algorithms.natural import NaturalGradient, conjugate_gradient, fisher_product, flat_grad
 from robopg.algorithms.weights import Weights
 from robopg.config import Config
 from robopg.policies import CategoricalPolicy, GaussianPolicy
@@ -223,7 +223,7 @@ def _npg_directions(mdp, theta, episodes, replicates, rng, wrong_fisher=False):
         weights = torch.as_tensor(1.0 / np.bincount(states)[states])
         fvp = fisher_product(algorithm.policy, w.obs, weights)
         g = flat_grad(objective, list(algorithm.policy.parameters()))
-        out.append(conjugate_gradient(lambda v: fvp(v) + DAMPING * v, g, 40).numpy())
+        out.append(conjugate_gradient(lambda v, fvp=fvp: fvp(v) + DAMPING * v, g, 40).numpy())
     return np.array(out)
 
 
@@ -248,7 +248,7 @@ def test_npg_direction_converges_to_the_exact_natural_gradient(npg_setting):
         mse = float(((X - x_star) ** 2).sum(1).mean())
         bias = float(np.linalg.norm(X.mean(0) - x_star))
         report.append((n, mse * n / C, bias, math.sqrt(C / n)))
-    print("\n episodes  n*MSE/C  ||bias||  sqrt(C/n)  (C = %.4g, ||x*|| = %.4g)" % (C, np.linalg.norm(x_star)))
+    print(f"\n episodes  n*MSE/C  ||bias||  sqrt(C/n)  (C = {C:.4g}, ||x*|| = {np.linalg.norm(x_star):.4g})")
     for n, ratio, bias, scale in report:
         print(f" {n:8d}  {ratio:7.3f}  {bias:8.4f}  {scale:9.4f}")
     # The delta method's 1/n law, with C computed from the exact F, g and x* (not fit to these samples): the
@@ -313,7 +313,7 @@ def test_trpo_accepted_step_never_exceeds_the_kl_bound(mdp):
             rows.append((damping, max_kl, batch_kl.max() / max_kl, population_kl.max() / max_kl, backtracks.mean()))
     print(f"\n{mdp.name}: damping, max_kl, worst batch KL / bound, worst visitation KL / bound, mean backtracks")
     for row in rows:
-        print("  %.1f  %.2f  %.3f  %.3f  %.1f" % row)
+        print("  {:.1f}  {:.2f}  {:.3f}  {:.3f}  {:.1f}".format(*row))
     assert any(row[-1] > 0 for row in rows)  # the line search had work to do
 
 
@@ -441,3 +441,29 @@ def test_sweep_over_algorithms_then_compare(cli, tmp_path):
     assert out.returncode == 0, out.stderr
     labels = [a["label"] for a in json.loads(out.stdout)["arms"]]
     assert len(labels) == 2 and any("ppo" in label for label in labels), labels
+
+
+# --- the estimator lab measures the update rules ----------------------------------------------------------------
+
+def test_variance_lab_measures_the_update_rules(tmp_path):
+    from robopg.diagnostics import measure_algorithms, write_algorithm_outputs
+
+    result = measure_algorithms("exact:chain", ["pg", "npg", "ppo"], "gae", batches=12, batch_size=1000,
+                                clip_ranges=(0.2,), epochs=3)
+    rows = {(r.algorithm, r.epochs): r for r in result.rows}
+    assert set(rows) == {("pg", 1), ("npg", 1), ("ppo", 1), ("ppo", 2), ("ppo", 3)}
+    # The natural step points closer to the natural gradient than the plain one, batch by batch on average.
+    assert rows[("npg", 1)].cos_natural_mean > rows[("pg", 1)].cos_natural_mean
+    assert all(0.5 < r.cos_gradient_mean <= 1.0 for r in result.rows)
+    files = write_algorithm_outputs(result, tmp_path)
+    assert all(f.exists() and f.stat().st_size > 0 for f in files)
+
+
+@pytest.mark.parametrize("args,option", [(["exact:chain", "--algorithms", "pg,sac"], "--algorithms"),
+                                         (["CartPole-v1", "--algorithms", "pg"], "--algorithms"),
+                                         (["exact:chain", "--algorithms", "ppo", "--clip-ranges", "2"],
+                                          "--clip-ranges"),
+                                         (["exact:chain", "--algorithms", "ppo", "--ppo-epochs", "0"], "--ppo-epochs")])
+def test_variance_lab_algorithm_bad_input(cli, tmp_path, args, option):
+    out = cli("variance", *args, "--out", tmp_path / "o")
+    assert out.returncode == 2 and option in out.stderr and "Traceback" not in out.stderr, out.stderr
