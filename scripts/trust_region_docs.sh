@@ -8,7 +8,7 @@ mkdir -p "$OUT"
 run() {  # name, then the arguments of robopg variance
   local name=$1; shift
   echo "== robopg variance $* --out $OUT/$name"
-  "$ROBOPG" variance "$@" --algorithms pg,npg,ppo --out "$OUT/$name" | tee "$OUT/$name.txt"
+  $ROBOPG variance "$@" --algorithms pg,npg,ppo --out "$OUT/$name" | tee "$OUT/$name.txt"
 }
 run chain exact:chain --batches 60 --batch-size 1000
 run lqr   exact:lqr   --batches 60 --batch-size 1000
