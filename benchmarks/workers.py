@@ -118,7 +118,7 @@ def scale(env_id: str, num_envs: int, batch_size: int, iterations: int, backend:
         trainer.sampler.timers = timers
         trainer.sampler.collect = timed(trainer.sampler.collect, "sample")
         trainer.algorithm.update = timed(trainer.algorithm.update, "update")
-        trainer.algorithm.value_fit.fit = timed(trainer.algorithm.value_fit.fit, "value_fit")
+        trainer.algorithm.critic.value_fit.fit = timed(trainer.algorithm.critic.value_fit.fit, "value_fit")
         start = {}
 
         def reset_after_warmup(trainer, rollout, row):  # after the callback that marks the iteration's end

@@ -31,22 +31,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name -> robopg train arguments (short budgets; each case covers one path through the update).
 CASES: dict[str, list[str]] = {
-    "cartpole-reinforce": ["CartPole-v1", "--estimator", "reinforce", "--baseline", "none", "--steps", "6000",
-                           "--batch-size", "2000", "--num-envs", "4"],
-    "invpendulum-rtg-mean": ["InvertedPendulum-v5", "--estimator", "rtg", "--baseline", "mean", "--steps",
-                             "6000", "--batch-size", "2000", "--num-envs", "4"],
-    "hopper-gae-value-native": ["Hopper-v5", "--env-backend", "native", "--steps", "8192", "--batch-size", "1024"],
-    "halfcheetah-native": ["HalfCheetah-v5", "--env-backend", "native", "--steps", "3072", "--batch-size", "512",
-                           "--num-envs", "2", "--log-grad-stats", "2"],
-    "halfcheetah-gymnasium": ["HalfCheetah-v5", "--env-backend", "gymnasium", "--steps", "3072", "--batch-size",
-                              "512", "--num-envs", "2", "--log-grad-stats", "2"],
-    "hopper-rtg-optimal": ["Hopper-v5", "--estimator", "rtg", "--baseline", "optimal", "--steps", "6000",
-                           "--batch-size", "2000", "--num-envs", "4", "--entropy-coef", "0.01"],
-    "cartpole-rtg-optimal": ["CartPole-v1", "--estimator", "rtg", "--baseline", "optimal", "--steps", "6000",
-                             "--batch-size", "2000", "--num-envs", "4", "--entropy-coef", "0.01",
+    "cartpole-reinforce": ["CartPole-v1", "--algorithm", "pg", "--estimator", "reinforce", "--baseline", "none",
+                           "--steps", "6000", "--batch-size", "2000", "--num-envs", "4"],
+    "invpendulum-rtg-mean": ["InvertedPendulum-v5", "--algorithm", "pg", "--estimator", "rtg", "--baseline",
+                             "mean", "--steps", "6000", "--batch-size", "2000", "--num-envs", "4"],
+    "hopper-gae-value-native": ["Hopper-v5", "--algorithm", "pg", "--env-backend", "native", "--steps", "8192",
+                                "--batch-size", "1024"],
+    "halfcheetah-native": ["HalfCheetah-v5", "--algorithm", "pg", "--env-backend", "native", "--steps", "3072",
+                           "--batch-size", "512", "--num-envs", "2", "--log-grad-stats", "2"],
+    "halfcheetah-gymnasium": ["HalfCheetah-v5", "--algorithm", "pg", "--env-backend", "gymnasium", "--steps",
+                              "3072", "--batch-size", "512", "--num-envs", "2", "--log-grad-stats", "2"],
+    "hopper-rtg-optimal": ["Hopper-v5", "--algorithm", "pg", "--estimator", "rtg", "--baseline", "optimal",
+                           "--steps", "6000", "--batch-size", "2000", "--num-envs", "4", "--entropy-coef", "0.01"],
+    "cartpole-rtg-optimal": ["CartPole-v1", "--algorithm", "pg", "--estimator", "rtg", "--baseline", "optimal",
+                             "--steps", "6000", "--batch-size", "2000", "--num-envs", "4", "--entropy-coef", "0.01",
                              "--max-grad-norm", "0.5"],
-    "cartpole-ray-2-workers": ["CartPole-v1", "--workers", "2", "--envs-per-worker", "2", "--steps", "4096",
-                               "--batch-size", "1024"],
+    "cartpole-ray-2-workers": ["CartPole-v1", "--algorithm", "pg", "--workers", "2", "--envs-per-worker", "2",
+                               "--steps", "4096", "--batch-size", "1024"],
 }
 VARIANCE_CASE = "variance-chain"
 TIMING_KEYS = {"seconds_per_estimate", "backward_seconds", "score_seconds", "wall_s", "elapsed_s"}

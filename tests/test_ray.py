@@ -130,6 +130,24 @@ def test_gathered_batch_is_each_workers_share_and_normaliser_merges_exactly(ray_
         trainer.close()
 
 
+@pytest.mark.parametrize("algorithm", ["ppo", "trpo"])
+def test_trust_region_rules_on_two_workers_reproduce_and_resume(ray_cluster, tmp_path, algorithm):
+    kw = dict(workers=2, envs_per_worker=2, estimator="gae", baseline="value", steps=2560, batch_size=512,
+              algorithm=algorithm, checkpoint_every=100)
+    a = robopg.train(tiny("CartPole-v1", **kw), tmp_path / "a")
+    b = robopg.train(tiny("CartPole-v1", **kw), tmp_path / "b")
+    _same(_numbers(a.run_dir), _numbers(b.run_dir))
+    assert all(np.isfinite(r["approx_kl"]) for r in read_csv(a.run_dir / "metrics.csv"))
+    # Resumed on Ray, the workers start new episodes (see test_interrupted_ray_run_resumes_to_completion); the
+    # learner's state, the update rule's included, comes back from the checkpoint.
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("CartPole-v1", **kw), tmp_path / "cut", callbacks=[interrupt_at(2)])
+    resumed = robopg.resume(tmp_path / "cut")
+    assert resumed.env_steps == a.env_steps
+    assert len(read_csv(resumed.metrics_path)) == 5
+    _same(_numbers(a.run_dir)[:2], _numbers(resumed.run_dir)[:2])
+
+
 def test_two_workers_same_seed_same_numbers(ray_cluster, tmp_path):
     kw = dict(workers=2, envs_per_worker=2, estimator="gae", baseline="value", steps=2048, batch_size=512)
     a = robopg.train(tiny("CartPole-v1", **kw), tmp_path / "a")

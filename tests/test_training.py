@@ -67,6 +67,15 @@ def interrupt_at(iteration):
     )],
     # Humanoid's reads its centre of mass (xipos) before each step; it has no native implementation.
     ("Humanoid-v5", dict(estimator="gae", baseline="value", steps=2000, batch_size=400)),
+    # Every update rule: PPO's optimiser and adaptive learning rate, value clipping, the KL stop; TRPO's and
+    # NPG's steps (no state of their own beyond V and the reward scaler).
+    ("CartPole-v1", dict(algorithm="ppo", estimator="gae", baseline="value", desired_kl=0.01)),
+    ("CartPole-v1", dict(algorithm="trpo", estimator="rtg", baseline="mean")),
+    ("CartPole-v1", dict(algorithm="npg", estimator="gae", baseline="value", max_kl=0.02)),
+    ("Hopper-v5", dict(algorithm="ppo", env_backend="native", value_clip=0.2, normalize_minibatch_advantages=True,
+                       target_kl=0.01, lr_schedule="linear", max_grad_norm=0.5, steps=3000, batch_size=400)),
+    ("HalfCheetah-v5", dict(algorithm="trpo", env_backend="gymnasium", normalize_rewards=True, steps=3000,
+                            batch_size=400)),
 ])
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, env_id, kw):
     config = tiny(env_id, checkpoint_every=100, **kw)

@@ -205,6 +205,8 @@ def to_argv(values: dict[str, Any]) -> list[str]:
     """Config values as ``robopg train`` options: the inverse of ``add_options`` + ``given``."""
     argv: list[str] = []
     for key, v in values.items():
+        if v is None:  # an algorithm option left to the algorithm's default: not given
+            continue
         if isinstance(v, bool):
             argv.append(option(key) if v else "--no-" + key.replace("_", "-"))
         elif isinstance(v, list):

@@ -129,6 +129,13 @@ def add_variance_arguments(p: argparse.ArgumentParser) -> None:
                    help="independent batches for the reference gradient where none is exact (default 2x --batches)")
     p.add_argument("--value-batches", type=int, default=10,
                    help="independent batches to fit the value baseline on before measuring (robots)")
+    p.add_argument("--algorithms", default=None,
+                   help="comma list of update rules (pg, npg, ppo): instead of the estimators, measure each rule's "
+                        "step from one batch against the exact gradient and exact natural gradient, and PPO's "
+                        "drift over epochs and clip ranges (exact:... targets; Psi from the first --estimators "
+                        "entry if given, else gae)")
+    p.add_argument("--clip-ranges", default="0.1,0.2,0.3", help="with --algorithms: PPO's clip ranges")
+    p.add_argument("--ppo-epochs", type=int, default=10, help="with --algorithms: PPO's epochs per batch")
     p.add_argument("--out", default=None, help="output folder (default runs/variance/<target>-<time>)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
 
@@ -159,9 +166,51 @@ def _check_variance_args(args) -> tuple[list[str], list[int]]:
     return names, sizes
 
 
+def _check_algorithm_args(args) -> tuple[list[str], list[float], str]:
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    unknown = sorted(set(algorithms) - {"pg", "npg", "ppo"})
+    if not algorithms or unknown:
+        raise ConfigError(f"--algorithms: {', '.join(unknown) or 'none given'}: measured are pg, npg and ppo")
+    try:
+        clips = [float(x) for x in args.clip_ranges.split(",") if x.strip()]
+    except ValueError as e:
+        raise ConfigError(f"--clip-ranges: {e}") from e
+    if not clips or any(not 0 < c < 1 for c in clips):
+        raise ConfigError(f"--clip-ranges: each must lie in (0, 1), got {args.clip_ranges}")
+    if args.ppo_epochs < 1:
+        raise ConfigError(f"--ppo-epochs: must be a positive integer, got {args.ppo_epochs}")
+    if not args.target.startswith("exact:"):
+        raise ConfigError("--algorithms: the update rules are measured against exact gradients: use an exact:... "
+                          "target")
+    spec = args.estimators.split(",")[0].strip() if args.estimators != DEFAULT_ESTIMATORS else "gae"
+    if parse_estimator_spec(spec)[1] == "optimal":
+        raise ConfigError("--estimators: the optimal baseline is one constant per parameter, not a weight per step: "
+                          "the update rules cannot use it")
+    return algorithms, clips, spec
+
+
+def run_algorithm_lab(args: argparse.Namespace) -> int:
+    import time
+
+    algorithms, clips, spec = _check_algorithm_args(args)  # before torch is imported
+    from .diagnostics import measure_algorithms, write_algorithm_outputs
+
+    result = measure_algorithms(args.target, algorithms, spec, batches=args.batches, batch_size=args.batch_size,
+                                clip_ranges=tuple(clips), epochs=args.ppo_epochs, lam=args.lam, seed=args.seed)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.target.replace("exact:", "exact-"))
+    out = args.out or f"runs/variance/{safe}-algorithms-{time.strftime('%Y%m%d-%H%M%S')}"
+    files = write_algorithm_outputs(result, out)
+    print(json.dumps(result.to_dict()) if args.json else result.table())
+    if not args.json:
+        print(f"written: {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def run_variance(args: argparse.Namespace) -> int:
     import time
 
+    if args.algorithms:
+        return run_algorithm_lab(args)
     names, sizes = _check_variance_args(args)  # before torch is imported
     from .diagnostics import measure, write_outputs
 

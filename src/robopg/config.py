@@ -30,6 +30,18 @@ CRITIC_OBS = ("obs", "privileged")
 # --randomize names -> robopg.physics parameters (a physics name is accepted as itself too).
 RANDOMIZE_PARAMS = {"mass": "body_mass", "friction": "geom_friction", "damping": "dof_damping",
                     "armature": "dof_armature", "gear": "actuator_gear", "gravity": "gravity"}
+ALGORITHMS = ("pg", "npg", "trpo", "ppo")
+# Options only one family of update rules reads; each defaults to None, "the algorithm's default" (listed in
+# ALGORITHM_DEFAULTS), so that validate() can tell an option that was given from one that was not.
+ALGORITHM_OPTIONS = {
+    "clip_range": ("ppo",), "epochs": ("ppo",), "minibatch_size": ("ppo",), "value_clip": ("ppo",),
+    "normalize_minibatch_advantages": ("ppo",), "target_kl": ("ppo",), "desired_kl": ("ppo",),
+    "max_kl": ("npg", "trpo"), "cg_iters": ("npg", "trpo"), "cg_damping": ("npg", "trpo"), "backtracks": ("trpo",),
+}
+ALGORITHM_DEFAULTS = {
+    "clip_range": 0.2, "epochs": 10, "minibatch_size": 64, "value_clip": None, "normalize_minibatch_advantages": False,
+    "target_kl": None, "desired_kl": None, "max_kl": 0.01, "cg_iters": 10, "cg_damping": 0.1, "backtracks": 10,
+}
 
 
 # What a field is to the experiment tools (sweep, compare):
@@ -51,6 +63,10 @@ def _integer(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _optional(check):
+    return lambda v: None if v is None else check(v)
+
+
 CHECKS = {
     "unit": lambda v: None if _number(v) and 0.0 <= v <= 1.0 else f"must be in [0, 1], got {v}",
     "positive_int": lambda v: None if _integer(v) and v > 0 else f"must be a positive integer, got {v}",
@@ -68,6 +84,8 @@ CHECKS = {
     "randomize": lambda v: _reason(parse_randomize, v),
     "delay": lambda v: _reason(parse_delay, v),
 }
+CHECKS.update({f"optional_{k}": _optional(CHECKS[k]) for k in ("positive", "positive_int", "count", "non_negative")})
+CHECKS["optional_bool"] = lambda v: None if v is None or isinstance(v, bool) else f"must be true or false, got {v!r}"
 
 
 def _f(default: Any, help: str, role: str = "setting", **kw: Any) -> Any:
@@ -118,6 +136,32 @@ class Config:
     entropy_coef: float = _f(0.0, "Entropy bonus coefficient.", check="non_negative")
     max_grad_norm: float = _f(0.0, "Clip the policy gradient to this global norm (0: no clipping).",
                              check="non_negative")
+    algorithm: str = _f("pg", "Update rule: 'pg' (one step along the policy gradient, the seed's method), 'npg' "
+                        "(natural policy gradient, step set by --max-kl), 'trpo' (npg plus a backtracking line "
+                        "search enforcing --max-kl), 'ppo' (clipped surrogate, epochs x minibatches). Every "
+                        "estimator and baseline feeds each one the same weights Psi.", choices=ALGORITHMS)
+    clip_range: float = _f(None, "PPO: clip the probability ratio to [1-c, 1+c] (not given: 0.2).",
+                           check="optional_positive")
+    epochs: int = _f(None, "PPO: passes over each batch (not given: 10).", check="optional_positive_int")
+    minibatch_size: int = _f(None, "PPO: steps per minibatch (not given: 64).", check="optional_positive_int")
+    value_clip: float = _f(None, "PPO: clip each value prediction to within this of its value before the fit "
+                           "(not given: no value clipping).", check="optional_positive")
+    normalize_minibatch_advantages: bool = _f(None, "PPO: rescale Psi to zero mean, unit variance within each "
+                                              "minibatch (not given: no; --normalize-advantages does the batch).",
+                                              check="optional_bool")
+    target_kl: float = _f(None, "PPO: stop the epochs of an iteration once a minibatch's approximate KL to the "
+                          "sampling policy exceeds 1.5 x this (not given: never).", check="optional_positive")
+    desired_kl: float = _f(None, "PPO: adapt the learning rate to the measured KL (rsl_rl's schedule: /1.5 above "
+                           "2 x this, x1.5 below half of it; not given: the --lr-schedule).",
+                           check="optional_positive")
+    max_kl: float = _f(None, "NPG/TRPO: the KL radius of each step, mean KL(old || new) over the batch's states "
+                       "(not given: 0.01).", check="optional_positive")
+    cg_iters: int = _f(None, "NPG/TRPO: conjugate-gradient iterations solving F x = g (not given: 10).",
+                       check="optional_positive_int")
+    cg_damping: float = _f(None, "NPG/TRPO: damping added to the Fisher matrix, F + d I (not given: 0.1).",
+                           check="optional_non_negative")
+    backtracks: int = _f(None, "TRPO: line-search halvings (x0.8) before the step is given up for this "
+                         "iteration (not given: 10).", check="optional_positive_int")
     hidden_sizes: list = _f([64, 64], "Hidden layer sizes of the policy and value networks.", check="sizes")
     activation: str = _f("tanh", "Hidden activation.", choices=ACTIVATIONS)
     init_log_std: float = _f(-0.5, "Initial log standard deviation of the Gaussian policy.", check="finite")
@@ -182,6 +226,11 @@ class Config:
             return self.batch_mode
         return "steps" if self.baseline == "value" else "episodes"
 
+    def option(self, name: str) -> Any:
+        """An algorithm-specific option's value: as given, else the algorithm's default (ALGORITHM_DEFAULTS)."""
+        value = getattr(self, name)
+        return ALGORITHM_DEFAULTS[name] if value is None else value
+
     def validate(self) -> Config:
         """Raise ConfigError naming the first option that cannot work; return self. Never changes a field."""
         for f in dataclasses.fields(self):
@@ -192,6 +241,7 @@ class Config:
             if why:
                 raise _bad(f.name, why)
         self._check_combinations()
+        self._check_algorithm()
         return self
 
     def randomized(self) -> bool:
@@ -226,6 +276,26 @@ class Config:
             raise _bad("estimator", "reinforce weights every step by its whole episode's return, so it needs "
                        "whole episodes: use --batch-mode episodes")
 
+    def _check_algorithm(self) -> None:
+        a = self.algorithm
+        for name, users in ALGORITHM_OPTIONS.items():
+            if getattr(self, name) is not None and a not in users:
+                raise _bad(name, f"is an option of {'/'.join(users)}, not of --algorithm {a}")
+        if a == "ppo":
+            if self.option("minibatch_size") > self.batch_size:
+                raise _bad("minibatch_size", f"{self.minibatch_size} is larger than the batch (--batch-size "
+                           f"{self.batch_size})")
+            if self.desired_kl is not None and self.lr_schedule != "constant":
+                raise _bad("desired_kl", f"adapts the learning rate itself: drop --lr-schedule {self.lr_schedule}")
+        if a != "pg" and self.baseline == "optimal":
+            raise _bad("baseline", f"'optimal' is one constant per parameter, not a weight per step, so {a}'s "
+                       "ratio and surrogate cannot use it: use it with --algorithm pg, or --baseline value/mean")
+        if a in ("npg", "trpo"):
+            if self.max_grad_norm > 0:
+                raise _bad("max_grad_norm", f"{a}'s step length is set by --max-kl, there is no gradient step to clip")
+            if self.lr_schedule != "constant":
+                raise _bad("lr_schedule", f"{a} has no learning rate: its step is set by --max-kl")
+
     # ----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -240,6 +310,8 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown config key{'s' if len(unknown) > 1 else ''}{where}: {', '.join(unknown)}")
         for key, value in data.items():
+            if value is None and known[key].default is None:
+                continue  # an option whose default None means "decided elsewhere" (the algorithm's default)
             expected = _TYPES[known[key].type if isinstance(known[key].type, str) else known[key].type.__name__]
             if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
                 raise ConfigError(f"{key}{where}: {value!r} is not of type {known[key].type}")

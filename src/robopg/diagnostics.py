@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import estimators as est
-from . import exact, stats
+from . import exact, losses, stats
 from .config import ConfigError, parse_estimator_spec
 from .gradients import optimal_baseline_gradient, per_step_scores
 from .value_fit import fit_value, make_value_optimizer
@@ -46,6 +46,10 @@ class Batch:
     # A privileged V(s_t, c) that also sees the episode's randomised physics (``--randomize``), [T, N]
     priv_values: np.ndarray | None = None
     priv_next_values: np.ndarray | None = None
+    # What the update-rule lab (``measure_algorithms``) re-evaluates log pi on: states [T, N] (int, or [T, N, n]
+    # for the LQR) and actions [T, N] (the LQR's: its noise eps [T, N, m]).
+    states: np.ndarray | None = None
+    actions: np.ndarray | None = None
 
     @property
     def num_steps(self) -> int:
@@ -82,7 +86,7 @@ class TabularProblem:
         flat = torch.as_tensor(full.reshape(len(s), -1))
         v = self._v
         return Batch(eps.rewards, eps.terminated, eps.truncated, eps.mask, flat, v[eps.states],
-                     np.where(eps.truncated, 0.0, v[eps.next_states]))
+                     np.where(eps.truncated, 0.0, v[eps.next_states]), states=eps.states, actions=eps.actions)
 
 
 class LQRProblem:
@@ -106,7 +110,8 @@ class LQRProblem:
         scores = self.lqr.step_scores(self.K, {"eps": b.actions, "states": b.states})
         v = self.lqr.values(self.K, b.states)
         nv = np.where(b.truncated, 0.0, self.lqr.values(self.K, b.next_states))
-        return Batch(b.rewards, b.terminated, b.truncated, b.mask, torch.as_tensor(scores[b.mask]), v, nv)
+        return Batch(b.rewards, b.terminated, b.truncated, b.mask, torch.as_tensor(scores[b.mask]), v, nv,
+                     states=b.states, actions=b.actions)
 
 
 class PolicyProblem:
@@ -497,3 +502,200 @@ def write_outputs(result: Result, out_dir: str | Path) -> list[Path]:
     plt.close(fig)
     written.append(out / "batch_size.png")
     return written
+
+
+# --- the update rules: how far one batch's step points from the exact gradient and natural gradient ----------
+
+@dataclass
+class AlgorithmRow:
+    algorithm: str               # pg, npg, or ppo
+    clip_range: float | None     # PPO's
+    epochs: int                  # PPO: the step after this many epochs; pg and npg: 1
+    cos_gradient_mean: float     # cosine(one batch's step, exact gradient)
+    cos_gradient_std: float
+    cos_natural_mean: float      # cosine(one batch's step, exact natural gradient F^+ grad J)
+    cos_natural_std: float
+    direction_variance: float    # trace of the covariance of the step's unit vector over batches
+
+
+@dataclass
+class AlgorithmResult:
+    target: str
+    estimator: str
+    batch_size: int
+    batches: int
+    settings: str                # the rules' settings, as measured
+    gradient_natural_cosine: float  # cosine(exact gradient, exact natural gradient): how different they are
+    rows: list[AlgorithmRow]
+
+    def table(self) -> str:
+        lines = [f"target: {self.target}   Psi: {self.estimator}   {self.batches} batches of {self.batch_size} steps",
+                 f"settings: {self.settings}",
+                 f"cosine(exact gradient, exact natural gradient) = {self.gradient_natural_cosine:.3f}",
+                 f"{'algorithm':<10}{'clip':>6}{'epochs':>7}{'cos grad':>10}{'±':>6}{'cos natural':>13}{'±':>6}"
+                 f"{'var(unit step)':>16}"]
+        for r in self.rows:
+            clip = f"{r.clip_range:g}" if r.clip_range is not None else "-"
+            lines.append(f"{r.algorithm:<10}{clip:>6}{r.epochs:>7}{r.cos_gradient_mean:>10.3f}{r.cos_gradient_std:>6.2f}"
+                         f"{r.cos_natural_mean:>13.3f}{r.cos_natural_std:>6.2f}{r.direction_variance:>16.4g}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PPO_LAB = dict(lr=0.01, minibatches=4)  # the lab's PPO: Adam on the problem's own parameters
+
+
+def measure_algorithms(target: str, algorithms: list[str], estimator_spec: str = "gae", batches: int = 50,
+                       batch_size: int = 2000, clip_ranges: tuple[float, ...] = (0.1, 0.2, 0.3), epochs: int = 10,
+                       damping: float = 0.1, cg_iters: int = 10, lam: float = 0.95, seed: int = 0) -> AlgorithmResult:
+    """For each rule, the step one batch gives, against the exact gradient and natural gradient of an exact
+    problem (``exact:...``): pg's estimate g; npg's CG(F_batch + damping I, g) with robopg's
+    ``conjugate_gradient`` and the batch's per-step Fisher; PPO's parameter change after each of ``epochs``
+    epochs of minibatch Adam on ``losses.clipped_surrogate_loss``, per clip range. Psi: ``estimator_spec``."""
+    if not target.startswith("exact:"):
+        raise ConfigError("--algorithms: the update rules are measured against exact gradients: use an exact:... "
+                          "target")
+    unknown = sorted(set(algorithms) - {"pg", "npg", "ppo"})
+    if unknown:
+        raise ConfigError(f"--algorithms: unknown {', '.join(unknown)} (measured: pg, npg, ppo)")
+    problem = make_problem(target, seed)
+    estimator, baseline = parse_estimator_spec(estimator_spec)
+    truth, natural = problem.true_gradient, _exact_natural_gradient(problem)
+    rng = np.random.default_rng(seed + 1)
+    steps: dict[tuple[str, float | None, int], list[np.ndarray]] = {}
+    for _ in range(batches):
+        batch = problem.sample(batch_size, rng)
+        psi, _ = est.weights(estimator, baseline, batch.rewards, batch.terminated, batch.truncated, batch.mask,
+                             problem.gamma, lam, batch.values, batch.next_values)
+        psi_t = torch.as_tensor(psi[batch.mask], dtype=torch.float64)
+        g = (batch.scores.T @ psi_t / batch.num_steps).numpy()  # per step, as the update rules average
+        if "pg" in algorithms:
+            steps.setdefault(("pg", None, 1), []).append(g)
+        if "npg" in algorithms:
+            steps.setdefault(("npg", None, 1), []).append(_npg_step(problem, batch, g, damping, cg_iters))
+        if "ppo" in algorithms:
+            for clip in clip_ranges:
+                for e, step in enumerate(_ppo_steps(problem, batch, psi_t, clip, epochs, rng), 1):
+                    steps.setdefault(("ppo", clip, e), []).append(step)
+    rows = [_algorithm_row(name, clip, e, np.array(d), truth, natural) for (name, clip, e), d in steps.items()]
+    settings = (f"npg: damping {damping}, {cg_iters} CG iterations; ppo: Adam lr {PPO_LAB['lr']}, "
+                f"{PPO_LAB['minibatches']} minibatches per epoch, clip ranges {', '.join(map(str, clip_ranges))}")
+    return AlgorithmResult(problem.name, estimator_spec, batch_size, batches, settings, _cosine(truth, natural), rows)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
+
+
+def _algorithm_row(name, clip, epochs, D: np.ndarray, truth: np.ndarray, natural: np.ndarray) -> AlgorithmRow:
+    cg = np.array([_cosine(d, truth) for d in D])
+    cn = np.array([_cosine(d, natural) for d in D])
+    unit = D / np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-300)
+    return AlgorithmRow(name, clip, epochs, float(cg.mean()), float(cg.std()), float(cn.mean()), float(cn.std()),
+                        float(unit.var(0, ddof=1).sum()))
+
+
+def _exact_natural_gradient(problem) -> np.ndarray:
+    """F^+ grad J with F weighted by the exact visitation (tabular) or state moments (LQR)."""
+    if isinstance(problem, TabularProblem):
+        F = problem.mdp.fisher(problem.theta)
+    else:
+        F = problem.lqr.fisher(problem.K)
+    return np.linalg.pinv(F) @ problem.true_gradient
+
+
+def _batch_fisher(problem, batch: Batch):
+    """v -> F_batch v: the mean over the batch's steps of each state's exact Fisher (the expectation over
+    actions in closed form, as robopg's KL-Hessian products compute it)."""
+    if isinstance(problem, TabularProblem):
+        pi = torch.as_tensor(exact._softmax(problem.theta))
+        counts = torch.as_tensor(np.bincount(batch.states[batch.mask], minlength=pi.shape[0]), dtype=torch.float64)
+        w = counts[:, None] / batch.num_steps
+
+        def product(v: torch.Tensor) -> torch.Tensor:
+            V = v.reshape(pi.shape)
+            return (w * (pi * V - pi * (pi * V).sum(-1, keepdim=True))).reshape(-1)
+        return product
+    x = torch.as_tensor(batch.states[batch.mask])
+    moment = x.T @ x / batch.num_steps / problem.lqr.sigma ** 2
+    m, n = problem.lqr.shape
+    return lambda v: (v.reshape(m, n) @ moment).reshape(-1)
+
+
+def _npg_step(problem, batch: Batch, g: np.ndarray, damping: float, iters: int) -> np.ndarray:
+    from .algorithms.natural import conjugate_gradient
+
+    fisher = _batch_fisher(problem, batch)
+    return conjugate_gradient(lambda v: fisher(v) + damping * v, torch.as_tensor(g), iters).numpy()
+
+
+def _log_prob_of(problem, batch: Batch):
+    """params -> log pi(a_t|s_t) [n] over the batch's steps, and the problem's parameters (flat, float64)."""
+    if isinstance(problem, TabularProblem):
+        s, a = torch.as_tensor(batch.states[batch.mask]), torch.as_tensor(batch.actions[batch.mask])
+        shape = problem.theta.shape
+        return (lambda p: torch.log_softmax(p.reshape(shape), -1)[s, a]), problem.theta.reshape(-1)
+    x = torch.as_tensor(batch.states[batch.mask])
+    sigma, K = problem.lqr.sigma, problem.K
+    u = -x @ torch.as_tensor(K).T + sigma * torch.as_tensor(batch.actions[batch.mask])
+    return (lambda p: -((u + x @ p.reshape(K.shape).T) ** 2).sum(-1) / (2 * sigma ** 2)), K.reshape(-1)
+
+
+def _ppo_steps(problem, batch: Batch, psi: torch.Tensor, clip: float, epochs: int, rng) -> list[np.ndarray]:
+    """theta_e - theta_old after each of ``epochs`` epochs of PPO from theta_old on this batch."""
+    log_prob_of, start = _log_prob_of(problem, batch)
+    theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    old = log_prob_of(theta).detach()
+    optimizer = torch.optim.Adam([theta], lr=PPO_LAB["lr"])
+    torch_rng = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
+    out = []
+    for _ in range(epochs):
+        for rows in torch.randperm(len(psi), generator=torch_rng).tensor_split(PPO_LAB["minibatches"]):
+            loss, _ = losses.clipped_surrogate_loss(log_prob_of(theta)[rows], old[rows], psi[rows], clip)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        out.append((theta.detach() - torch.as_tensor(start)).numpy())
+    return out
+
+
+def write_algorithm_outputs(result: AlgorithmResult, out_dir: str | Path) -> list[Path]:
+    """algorithms.csv, algorithms.json and algorithms.png (PPO's drift over epochs per clip range, with pg's and
+    npg's one-step cosines as lines)."""
+    import csv
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cols = list(AlgorithmRow.__dataclass_fields__)
+    with open(out / "algorithms.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in result.rows:
+            w.writerow([getattr(r, c) for c in cols])
+    (out / "algorithms.json").write_text(json.dumps(result.to_dict(), indent=1))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
+    for ax, key, title in ((axes[0], "cos_gradient_mean", "cosine to the exact gradient"),
+                           (axes[1], "cos_natural_mean", "cosine to the exact natural gradient")):
+        for clip in sorted({r.clip_range for r in result.rows if r.algorithm == "ppo"}):
+            rs = [r for r in result.rows if r.algorithm == "ppo" and r.clip_range == clip]
+            ax.plot([r.epochs for r in rs], [getattr(r, key) for r in rs], "o-", label=f"ppo, clip {clip:g}")
+        for r in result.rows:
+            if r.algorithm != "ppo":
+                ax.axhline(getattr(r, key), ls="--", color="k" if r.algorithm == "pg" else "tab:red",
+                           label=f"{r.algorithm} (one step)")
+        ax.set(xlabel="PPO epochs on the batch", ylabel=f"mean {title}", title=title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{result.target}: one batch of {result.batch_size} steps, Psi = {result.estimator}")
+    fig.tight_layout()
+    fig.savefig(out / "algorithms.png")
+    plt.close(fig)
+    return [out / "algorithms.csv", out / "algorithms.json", out / "algorithms.png"]

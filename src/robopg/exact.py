@@ -109,6 +109,41 @@ class TabularMDP:
         v[den > 0] = num[den > 0] / den[den > 0]
         return v
 
+    def visitation(self, theta: np.ndarray) -> np.ndarray:
+        """d(s) = E[number of steps taken in s per episode] (undiscounted, terminal states 0): the state
+        distribution, unnormalised, that a batch of sampled steps averages over; sum(d) = E[length]."""
+        pi = _softmax(theta)
+        live = ~self.terminal
+        P_live = np.einsum("sa,sat->st", pi, self.P) * live[None, :] * live[:, None]
+        mu = self.mu0 * live
+        if self.horizon is None:
+            return np.linalg.solve((np.eye(self.num_states) - P_live).T, mu)
+        d, total = mu, np.zeros(self.num_states)
+        for _ in range(self.horizon):
+            total += d
+            d = d @ P_live
+        return total
+
+    def fisher(self, theta: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """[S*A, S*A]: sum_s w(s) E_{a~pi(.|s)}[grad log pi grad log pi'], block-diagonal with blocks
+        w(s) (diag(pi_s) - pi_s pi_s'); ``weights`` w default to the visitation d (then F^+ grad J is the
+        natural gradient of Kakade, 2002)."""
+        pi = _softmax(theta)
+        w = self.visitation(theta) if weights is None else np.asarray(weights, dtype=np.float64)
+        S, A = self.num_states, self.num_actions
+        F = np.zeros((S * A, S * A))
+        for s in range(S):
+            F[s * A:(s + 1) * A, s * A:(s + 1) * A] = w[s] * (np.diag(pi[s]) - np.outer(pi[s], pi[s]))
+        return F
+
+    def kl(self, theta_old: np.ndarray, theta_new: np.ndarray, weights: np.ndarray | None = None) -> float:
+        """sum_s w(s) KL(pi_old(.|s) || pi_new(.|s)) / sum_s w(s), exactly; w defaults to the old policy's
+        visitation d (the mean KL over the states it visits, TRPO's constraint)."""
+        p, q = _softmax(theta_old), _softmax(theta_new)
+        w = self.visitation(theta_old) if weights is None else np.asarray(weights, dtype=np.float64)
+        per_state = (p * (np.log(p) - np.log(q))).sum(-1)
+        return float((w * per_state).sum() / w.sum())
+
     # --- Monte Carlo ---------------------------------------------------------------------------------
     def sample(self, theta: np.ndarray, num_episodes: int, rng: np.random.Generator,
                max_steps: int = 10_000) -> Episodes:
@@ -329,6 +364,25 @@ class LQR:
         if active.any():
             raise RuntimeError(f"{self.name}: episodes did not end within {max_steps} steps")
         return {k: np.stack(v) for k, v in cols.items()}
+
+    def state_moment(self, K: np.ndarray) -> tuple[np.ndarray, float]:
+        """(D, T): D = sum_t c^t E[x_t x_t'] (c = 1 - p_end, each step's survival), the second moment of
+        the states a batch visits, unnormalised, and T = sum_t c^t = E[length]. Episodic variant only.
+        From S_{t+1} = M S_t M' + N: D = X0 + c M D M' + c/(1-c) N, one linear solve."""
+        if self.horizon is not None:
+            raise ValueError("state_moment is for the episodic LQR")
+        c, n = 1.0 - self.p_end, self.A.shape[0]
+        M = self.A - self.B @ K
+        N = self.sigma ** 2 * self.B @ self.B.T + self.W
+        rhs = self.X0 + c / (1 - c) * N
+        D = np.linalg.solve(np.eye(n * n) - c * np.kron(M, M), rhs.reshape(-1)).reshape(n, n)
+        return D, 1.0 / (1 - c)
+
+    def fisher(self, K: np.ndarray) -> np.ndarray:
+        """[m*n, m*n]: sum_t c^t E[grad_K log pi grad_K log pi'] = kron(I_m, D) / sigma^2 (K flattened row by
+        row): the score is -(eps / sigma) x', and E[eps eps'] = I."""
+        D, _ = self.state_moment(K)
+        return np.kron(np.eye(self.B.shape[1]), D) / self.sigma ** 2
 
     def step_scores(self, K: np.ndarray, batch: dict) -> np.ndarray:
         """[T, N, m*n]: grad_K log pi(u|x) = (eps / sigma) outer (-x)... for u = -Kx + sigma*eps:

@@ -37,3 +37,54 @@ def value_loss(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """mean((V(s_t) - target_t)^2) over [n] steps: the reference the value function's hand-written backward
     pass (``ValueFunction.squared_error_grad``) is tested against."""
     return (values - targets).pow(2).mean()
+
+
+# --- trust-region update rules ---------------------------------------------------------------------------
+
+def clipped_surrogate_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, psi: torch.Tensor,
+                           clip_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's loss (Schulman et al., 2017): -mean(min(r_t Psi_t, clip(r_t, 1-c, 1+c) Psi_t)) with the ratio
+    r_t = pi(a_t|s_t) / pi_old(a_t|s_t) ([n] each -> scalar); also the [n] ratios.
+
+    At the sampling policy (r = 1, inside the clip range) both terms equal Psi and their gradient is
+    Psi * grad log pi: the gradient of ``policy_gradient_loss`` exactly (``tests/test_trust_region.py``).
+    """
+    ratio = torch.exp(log_prob - old_log_prob)
+    clipped = torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    return -torch.min(ratio * psi, clipped * psi).mean(), ratio
+
+
+def surrogate(log_prob: torch.Tensor, old_log_prob: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+    """TRPO's surrogate advantage L(theta) = mean(r_t Psi_t) ([n], [n], [n] -> scalar); its gradient at the
+    sampling policy is the policy-gradient estimate."""
+    return (torch.exp(log_prob - old_log_prob) * psi).mean()
+
+
+def approx_kl(log_prob: torch.Tensor, old_log_prob: torch.Tensor) -> torch.Tensor:
+    """mean((r - 1) - log r) over steps sampled from pi_old: an unbiased, never negative estimate of
+    KL(pi_old || pi) from log-probabilities alone (Schulman's "k3"; what CleanRL logs as approx_kl)."""
+    log_ratio = log_prob - old_log_prob
+    return (torch.expm1(log_ratio) - log_ratio).mean()
+
+
+def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, targets: torch.Tensor,
+                       clip: float) -> torch.Tensor:
+    """PPO's optional value clipping ([n] each -> scalar): mean(max((V - y)^2, (V_old + clip(V - V_old, -c, c)
+    - y)^2)); keeps each prediction within c of where the iteration began unless that lowers the error."""
+    clipped = old_values + torch.clamp(values - old_values, -clip, clip)
+    return torch.max((values - targets).pow(2), (clipped - targets).pow(2)).mean()
+
+
+def gaussian_kl(mean_p: torch.Tensor, log_std_p: torch.Tensor, mean_q: torch.Tensor,
+                log_std_q: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean_p, std_p^2) || N(mean_q, std_q^2)) of diagonal Gaussians, summed over action dims:
+    [n, d] means, [d] (or [n, d]) log-stds -> [n]."""
+    var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+    kl = log_std_q - log_std_p + (var_p + (mean_p - mean_q).pow(2)) / (2 * var_q) - 0.5
+    return kl.sum(-1)
+
+
+def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(logits_p) || softmax(logits_q)): [n, k], [n, k] -> [n]."""
+    logp, logq = torch.log_softmax(logits_p, -1), torch.log_softmax(logits_q, -1)
+    return (logp.exp() * (logp - logq)).sum(-1)

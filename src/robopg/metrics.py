@@ -15,8 +15,11 @@ from .errors import StorageError
 
 COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "return_mean", "return_std",
            "return_min", "return_max", "length_mean", "policy_loss", "entropy", "value_loss",
-           "explained_variance", "grad_norm", "lr", "grad_var", "grad_snr", "worker_restarts", "sync_ms", "env_errors"]
-INTEGER_COLUMNS = {"iteration", "env_steps", "episodes", "worker_restarts", "env_errors"}
+           "explained_variance", "grad_norm", "lr", "grad_var", "grad_snr", "worker_restarts", "sync_ms", "env_errors",
+           # the trust-region update rules' (empty for pg): KL to the sampling policy, PPO's share of clipped
+           # ratios and epochs run, TRPO's line-search backtracks and the surrogate's gain
+           "approx_kl", "clip_fraction", "epochs_run", "backtracks", "surrogate_improvement"]
+INTEGER_COLUMNS = {"iteration", "env_steps", "episodes", "worker_restarts", "env_errors", "epochs_run", "backtracks"}
 WALL_COLUMNS = ("wall_s", "steps_per_s", "sync_ms")  # differ between identical runs; everything else must not
 
 

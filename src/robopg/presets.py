@@ -34,9 +34,49 @@ PRESETS: dict[str, dict[str, Any]] = {
                         lr_schedule="linear"),
 }
 
+# --algorithm's default per robot: another rule only where it was measured better than pg at the same step
+# budget (benchmarks/results/trust-region-runs.md); everywhere else pg.
+DEFAULT_ALGORITHM: dict[str, str] = {}
+
+# pg's own step settings, which the robot presets above tune for pg: another rule starts without them.
+PG_STEP_KEYS = ("lr", "lr_schedule", "max_grad_norm")
+
+# Per rule, what differs from the robot's pg preset (minus PG_STEP_KEYS). PPO's start from rl-zoo3's tuned
+# PPO hyperparameters for the MuJoCo v3 tasks (hyperparams/ppo.yml), translated: n_steps -> batch_size (over
+# 8 envs instead of 1), batch_size -> minibatch_size, n_epochs -> epochs, gae_lambda -> lam, ent_coef ->
+# entropy_coef, log_std_init -> init_log_std, net_arch pi=[256, 256] ReLU -> hidden_sizes (the value network
+# has the same); VecNormalize -> normalize_observations + normalize_rewards. rl-zoo3 fits V with the policy's
+# optimiser (vf_coef); robopg fits it apart, with its own value_lr.
+_ZOO_MUJOCO = dict(num_envs=8, hidden_sizes=[256, 256], activation="relu", init_log_std=-2.0,
+                   normalize_rewards=True, estimator="gae", baseline="value", batch_size=512)
+ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "ppo": {
+        "HalfCheetah-v5": dict(_ZOO_MUJOCO, minibatch_size=64, epochs=20, lr=2.0633e-5, clip_range=0.1, gamma=0.98,
+                               lam=0.92, entropy_coef=0.000401762, max_grad_norm=0.8),
+        "Hopper-v5": dict(_ZOO_MUJOCO, minibatch_size=32, epochs=5, lr=9.80828e-5, clip_range=0.2, gamma=0.999,
+                          lam=0.99, entropy_coef=0.00229519, max_grad_norm=0.7),
+        "Walker2d-v5": dict(_ZOO_MUJOCO, minibatch_size=32, epochs=20, lr=5.05041e-5, clip_range=0.1, gamma=0.99,
+                            lam=0.95, entropy_coef=0.000585045, max_grad_norm=1.0),
+        # rl-zoo3's "mujoco defaults" (SB3's PPO defaults with VecNormalize) for Ant.
+        "Ant-v5": dict(num_envs=8, batch_size=2048, minibatch_size=64, epochs=10, lr=3e-4, clip_range=0.2,
+                       gamma=0.99, lam=0.95, normalize_rewards=True, estimator="gae", baseline="value"),
+    },
+}
+
+
+def preset(env_id: str, algorithm: str = "pg") -> dict[str, Any]:
+    """The settings ``algorithm`` starts from on ``env_id``."""
+    base = PRESETS.get(env_id, {})
+    if algorithm == "pg":
+        return dict(base)
+    shared = {k: v for k, v in base.items() if k not in PG_STEP_KEYS}
+    return {**shared, **ALGORITHM_PRESETS.get(algorithm, {}).get(env_id, {})}
+
 
 def make_config(env_id: str, **overrides: Any) -> Config:
-    """The preset for ``env_id`` (general defaults for any other id), then ``overrides``."""
-    values: dict[str, Any] = {"env_id": env_id, **PRESETS.get(env_id, {})}
+    """The preset for ``env_id`` and its algorithm (``overrides['algorithm']``, else the robot's default;
+    general defaults for any other id), then ``overrides``."""
+    algorithm = overrides.get("algorithm") or DEFAULT_ALGORITHM.get(env_id, "pg")
+    values: dict[str, Any] = {"env_id": env_id, **preset(env_id, algorithm), "algorithm": algorithm}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Config.from_dict(values)

@@ -7,13 +7,15 @@ logs and checkpoints.
 
 from __future__ import annotations
 
+from .natural import NaturalGradient
 from .policy_gradient import PolicyGradient
+from .ppo import PPO
 
-ALGORITHMS = {"pg": PolicyGradient}
+ALGORITHMS = {"pg": PolicyGradient, "npg": NaturalGradient, "trpo": NaturalGradient, "ppo": PPO}
 
 
 def make_algorithm(config, policy, num_envs: int):
     return ALGORITHMS[getattr(config, "algorithm", "pg")](config, policy, num_envs)
 
 
-__all__ = ["ALGORITHMS", "PolicyGradient", "make_algorithm"]
+__all__ = ["ALGORITHMS", "PPO", "NaturalGradient", "PolicyGradient", "make_algorithm"]

@@ -9,7 +9,6 @@ then a value-function fit.
 from __future__ import annotations
 
 import math
-import pickle
 
 import numpy as np
 import torch
@@ -17,12 +16,10 @@ import torch
 from .. import losses
 from ..errors import NonFiniteError
 from ..gradients import chunk_gradient_stats, optimal_baseline_gradient, per_step_scores
-from ..normalization import RewardScaler
-from ..policies import Policy, ValueFunction
-from ..randomization import critic_context_dim
+from ..policies import Policy
 from ..sampler import Rollout
-from ..value_fit import ValueFit
-from .weights import Weights, compute_weights, episode_ids
+from .critic import Critic
+from .weights import Weights, episode_ids
 
 
 class PolicyGradient:
@@ -37,23 +34,15 @@ class PolicyGradient:
         # fused: one kernel for all parameters; for these small networks Adam's per-tensor dispatch
         # otherwise costs more than the arithmetic (0.95 -> 0.23 ms per step, measured).
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=c.lr, fused=True)
-        self.value_fit = None
-        if c.baseline == "value":
-            value = ValueFunction(policy.normalizer, list(c.hidden_sizes), c.activation, critic_context_dim(c))
-            self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches)
-        self.value = self.value_fit.value if self.value_fit else None
-        self.reward_scaler = RewardScaler(num_envs, c.gamma) if c.normalize_rewards else None
+        self.critic = Critic(config, policy, num_envs)
+        self.value = self.critic.value
 
     def update(self, rollout: Rollout, iteration: int, progress: float) -> dict[str, float]:
         """One iteration's update from ``rollout``; ``progress`` is the share of the step budget used before it."""
         self._anneal(progress)
-        w = compute_weights(self.config, rollout, self.value, self.reward_scaler)
+        w = self.critic.weights(rollout)
         stats = self._policy_step(rollout, w, iteration)
-        if self.value_fit is not None:
-            try:
-                stats.update(self.value_fit.fit(w.value_inputs, w.targets, w.old_values))
-            except NonFiniteError as e:
-                raise NonFiniteError(f"{e} at iteration {iteration}") from None
+        stats.update(self.critic.fit(w, iteration))
         # After the update, so the batch's log-probs were those of the policy that sampled it.
         self.policy.normalizer.update(rollout.obs[rollout.mask])
         return stats
@@ -103,19 +92,11 @@ class PolicyGradient:
     # --- what carries over between iterations --------------------------------------------------------
     def modules(self) -> list[torch.nn.Module]:
         """The trained modules, whose parameters the runner checks are finite."""
-        return [self.policy] + ([self.value] if self.value is not None else [])
+        return [self.policy, *self.critic.modules()]
 
     def state_dict(self) -> dict:
-        state = {"optimizer": self.optimizer.state_dict()}
-        if self.value_fit is not None:
-            state.update(self.value_fit.state_dict())
-        if self.reward_scaler is not None:
-            state["reward_scaler"] = pickle.dumps(self.reward_scaler.state_dict())
-        return state
+        return {"optimizer": self.optimizer.state_dict(), **self.critic.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.value_fit is not None:
-            self.value_fit.load_state_dict(state)
-        if self.reward_scaler is not None:
-            self.reward_scaler.load_state_dict(pickle.loads(state["reward_scaler"]))
+        self.critic.load_state_dict(state)

@@ -1,0 +1,132 @@
+"""PPO (Schulman et al., 2017): several epochs of minibatch steps on the clipped surrogate of one batch, from
+the same Psi as ``pg``.
+
+    old log pi  = log pi_old(a_t|s_t), once per batch (the policy that sampled it)
+    per epoch, per minibatch:  loss = -mean(min(r Psi, clip(r, 1-c, 1+c) Psi)) - c_H entropy
+                               (approximate KL to pi_old: stop the epochs above 1.5 x --target-kl; adapt
+                               the learning rate to --desired-kl, rsl_rl's schedule); clip the gradient; Adam
+    then fit V (optionally clipped) and update the observation normaliser
+
+At ratio 1 the clipped surrogate's gradient is the vanilla policy gradient with the same Psi, so one epoch of
+one full-batch minibatch is ``pg``'s step (``tests/test_trust_region.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import losses
+from ..errors import NonFiniteError
+from ..policies import Policy
+from ..sampler import Rollout
+from .critic import Critic
+from .weights import Weights
+
+# rsl_rl's adaptive schedule: the factor, and the bounds the learning rate stays within.
+LR_FACTOR, LR_MIN, LR_MAX = 1.5, 1e-5, 1e-2
+
+
+class PPO:
+    name = "ppo"
+
+    def __init__(self, config, policy: Policy, num_envs: int):
+        c = self.config = config
+        self.policy = policy
+        # fused: one kernel for all parameters (as pg's optimiser).
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=c.lr, fused=True)
+        self.critic = Critic(config, policy, num_envs)
+        self.value = self.critic.value
+        self.clip_range, self.epochs = c.option("clip_range"), c.option("epochs")
+        self.minibatch_size = c.option("minibatch_size")
+        self.target_kl, self.desired_kl = c.option("target_kl"), c.option("desired_kl")
+
+    def update(self, rollout: Rollout, iteration: int, progress: float) -> dict[str, float]:
+        self._anneal(progress)
+        w = self.critic.weights(rollout)
+        stats = self.policy_epochs(w, iteration)
+        stats.update(self.critic.fit(w, iteration, self.config.option("value_clip")))
+        self.policy.normalizer.update(rollout.obs[rollout.mask])
+        return stats
+
+    def _anneal(self, progress: float) -> None:
+        if self.desired_kl is not None:  # the learning rate follows the KL; it lives in the optimiser's state
+            return
+        frac = 1.0 - progress if self.config.lr_schedule == "linear" else 1.0
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.config.lr * max(frac, 0.0)
+
+    def policy_epochs(self, w: Weights, iteration: int) -> dict[str, float]:
+        """Epochs x minibatches on the batch of ``w``; returns their statistics."""
+        with torch.no_grad():
+            old_log_prob, entropy = self.policy.log_prob_entropy(w.obs, w.actions)
+        n = w.obs.shape[0]
+        num_minibatches = max(1, n // self.minibatch_size)
+        done, sums, stopped = 0, {"policy_loss": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}, False
+        for _ in range(self.epochs):
+            for rows in torch.randperm(n).tensor_split(num_minibatches):
+                mb = self._minibatch_step(w, old_log_prob, rows, iteration)
+                if mb is None:
+                    stopped = True
+                    break
+                done += 1
+                for k in sums:
+                    sums[k] += mb[k]
+            if stopped:
+                break
+        with torch.no_grad():
+            kl = float(losses.approx_kl(self.policy.log_prob_entropy(w.obs, w.actions)[0], old_log_prob))
+        if not math.isfinite(kl):
+            raise NonFiniteError(f"non-finite approximate KL at iteration {iteration}")
+        stats = {k: v / max(done, 1) for k, v in sums.items()}
+        return {**stats, "entropy": float(entropy.mean()), "lr": self.optimizer.param_groups[0]["lr"],
+                "approx_kl": kl, "epochs_run": done / num_minibatches}
+
+    def _minibatch_step(self, w: Weights, old_log_prob: torch.Tensor, rows: torch.Tensor,
+                        iteration: int) -> dict[str, float] | None:
+        """One Adam step on the minibatch ``rows``; None (and no step) when --target-kl stops the epochs."""
+        c = self.config
+        log_prob, entropy = self.policy.log_prob_entropy(w.obs[rows], w.actions[rows])
+        psi = w.psi[rows]
+        if c.normalize_minibatch_advantages and psi.numel() > 1:
+            psi = (psi - psi.mean()) / (psi.std() + 1e-8)
+        surrogate, ratio = losses.clipped_surrogate_loss(log_prob, old_log_prob[rows], psi, self.clip_range)
+        with torch.no_grad():
+            kl = float(losses.approx_kl(log_prob, old_log_prob[rows]))
+        if not (math.isfinite(kl) and torch.isfinite(surrogate)):
+            what = "approximate KL" if not math.isfinite(kl) else "clipped surrogate"
+            raise NonFiniteError(f"non-finite {what} at iteration {iteration}")
+        if self.target_kl is not None and kl > 1.5 * self.target_kl:
+            return None
+        if self.desired_kl is not None:
+            self._adapt_lr(kl)
+        self.optimizer.zero_grad(set_to_none=True)
+        (surrogate - c.entropy_coef * entropy.mean()).backward()
+        params = [p for p in self.policy.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm if c.max_grad_norm > 0
+                                                          else math.inf))
+        if not math.isfinite(grad_norm):
+            raise NonFiniteError(f"non-finite policy gradient at iteration {iteration}")
+        self.optimizer.step()
+        clip_fraction = float(((ratio - 1.0).abs() > self.clip_range).float().mean())
+        return {"policy_loss": float(surrogate.detach()), "clip_fraction": clip_fraction, "grad_norm": grad_norm}
+
+    def _adapt_lr(self, kl: float) -> None:
+        for g in self.optimizer.param_groups:
+            if kl > 2.0 * self.desired_kl:
+                g["lr"] = max(LR_MIN, g["lr"] / LR_FACTOR)
+            elif 0.0 < kl < 0.5 * self.desired_kl:
+                g["lr"] = min(LR_MAX, g["lr"] * LR_FACTOR)
+
+    # --- what carries over between iterations --------------------------------------------------------
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.policy, *self.critic.modules()]
+
+    def state_dict(self) -> dict:
+        # The optimiser's state holds the adaptive learning rate too.
+        return {"optimizer": self.optimizer.state_dict(), **self.critic.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.critic.load_state_dict(state)

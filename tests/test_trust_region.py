@@ -1,0 +1,472 @@
+"""The trust-region update rules against exact quantities (``robopg.exact``), each check shown to fail on a
+deliberately broken variant of what it guards; then bad input, non-finite stops, and the rules in the runner.
+
+The tabular problems' softmax policy pi(a|s) = softmax(theta[s]) is robopg's own ``CategoricalPolicy`` with
+no hidden layer on one-hot observations: logits(s) = W[:, s] + b, so theta[s, a] = W[a, s] + b[a] (the map
+``_jacobian``). The LQR's linear Gaussian policy is a ``GaussianPolicy`` with no hidden layer: mean = W x + b.
+Everything runs in float64, so "equal" means to ~1e-10.
+"""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from robopg import estimators as est
+from robopg import exact, losses
+from robopg.algorithms.natural import NaturalGradient, conjugate_gradient, fisher_product, flat_grad
+from robopg.algorithms.weights import Weights
+from robopg.config import Config
+from robopg.policies import CategoricalPolicy, GaussianPolicy
+from robopg.stats import bias_test
+
+# --- the exact problems as robopg policies ---------------------------------------------------------------
+
+
+def _tabular_policy(mdp, theta):
+    policy = CategoricalPolicy(mdp.num_states, gym.spaces.Discrete(mdp.num_actions), [], "tanh",
+                               normalize_observations=False).double()
+    with torch.no_grad():
+        policy.logits_net[0].weight.copy_(torch.as_tensor(theta.T))
+        policy.logits_net[0].bias.zero_()
+    return policy
+
+
+def _theta_of(policy):
+    layer = policy.logits_net[0]
+    return (layer.weight.detach().T + layer.bias.detach()).numpy()
+
+
+def _jacobian(mdp):
+    """[S*A, P]: d theta / d (W, b), P in ``policy.parameters()`` order (W [A, S] row by row, then b [A])."""
+    S, A = mdp.num_states, mdp.num_actions
+    J = np.zeros((S * A, A * S + A))
+    for s in range(S):
+        for a in range(A):
+            J[s * A + a, a * S + s] = 1.0
+            J[s * A + a, A * S + a] = 1.0
+    return J
+
+
+def _one_hot(states, num_states):
+    return torch.nn.functional.one_hot(torch.as_tensor(states), num_states).double()
+
+
+def _theta(mdp, seed=1):
+    return np.random.default_rng(seed).normal(0, 0.5, size=(mdp.num_states, mdp.num_actions))
+
+
+def _psi(mdp, ep, theta, estimator, baseline, lam=0.95):
+    v = mdp.values(theta)
+    needs_v = baseline == "value" or estimator == "gae"
+    values = v[ep.states] if needs_v else None
+    next_values = np.where(ep.truncated, 0.0, v[ep.next_states]) if needs_v else None
+    psi, _ = est.weights(estimator, baseline, ep.rewards, ep.terminated, ep.truncated, ep.mask, mdp.gamma, lam,
+                         values, next_values)
+    return psi
+
+
+def _batch(mdp, policy, ep, psi):
+    obs = _one_hot(ep.states[ep.mask], mdp.num_states)
+    actions = torch.as_tensor(ep.actions[ep.mask])
+    return Weights(obs, actions, torch.as_tensor(psi[ep.mask], dtype=torch.float64), None, None)
+
+
+# --- 1. PPO's clipped surrogate at ratio 1 is the policy gradient ------------------------------------------
+
+ESTIMATORS = [("reinforce", "none"), ("reinforce", "mean"), ("rtg", "none"), ("rtg", "mean"), ("rtg", "value"),
+              ("gae", "value")]
+
+
+def _ppo_gradient(policy, w, sign=1.0):
+    log_prob, _ = policy.log_prob_entropy(w.obs, w.actions)
+    old = log_prob.detach()
+    # sign=-1: the broken variant, a ratio written upside down, pi_old / pi.
+    ratio_log = sign * (log_prob - old)
+    loss, _ = losses.clipped_surrogate_loss(ratio_log + old, old, w.psi, 0.2)
+    return flat_grad(loss, list(policy.parameters()))
+
+
+@pytest.mark.parametrize("mdp", [exact.chain(5), exact.chain(5, horizon=8), exact.random_mdp(3)],
+                         ids=lambda m: m.name)
+@pytest.mark.parametrize("estimator,baseline", ESTIMATORS)
+def test_clipped_surrogate_gradient_at_ratio_one_is_the_policy_gradient(mdp, estimator, baseline):
+    theta = _theta(mdp)
+    ep = mdp.sample(theta, 300, np.random.default_rng(2))
+    psi = _psi(mdp, ep, theta, estimator, baseline)
+    policy = _tabular_policy(mdp, theta)
+    w = _batch(mdp, policy, ep, psi)
+    log_prob, _ = policy.log_prob_entropy(w.obs, w.actions)
+    pg = flat_grad(losses.policy_gradient_loss(log_prob, w.psi), list(policy.parameters()))
+    # The same estimate from the exact problem's closed-form scores, mapped to (W, b): the loss is its negation.
+    closed_form = -_jacobian(mdp).T @ mdp.episode_gradients(theta, ep, psi).sum(0) / w.obs.shape[0]
+    np.testing.assert_allclose(pg.numpy(), closed_form, rtol=1e-10, atol=1e-12)
+    ppo = _ppo_gradient(policy, w)
+    np.testing.assert_allclose(ppo.numpy(), pg.numpy(), rtol=1e-12, atol=1e-14)
+    broken = _ppo_gradient(policy, w, sign=-1.0)
+    assert not np.allclose(broken.numpy(), pg.numpy(), rtol=1e-3, atol=1e-6)
+
+
+# --- 2. Fisher-vector products against exact Fisher matrices ------------------------------------------------
+
+@pytest.mark.parametrize("mdp", [exact.chain(5), exact.random_mdp(3), exact.gridworld(3)], ids=lambda m: m.name)
+def test_fisher_vector_product_equals_exact_fisher_tabular(mdp):
+    theta = _theta(mdp)
+    policy = _tabular_policy(mdp, theta)
+    d = mdp.visitation(theta)
+    obs = _one_hot(np.arange(mdp.num_states), mdp.num_states)
+    J = _jacobian(mdp)
+    exact_F = J.T @ (mdp.fisher(theta) / d.sum()) @ J  # mean over the visited states, in (W, b)
+    rng = np.random.default_rng(0)
+    product = fisher_product(policy, obs, torch.as_tensor(d))
+    wrong_states = fisher_product(policy, obs, torch.ones(mdp.num_states))  # uniform, not the visitation
+    wrong_policy = fisher_product(_tabular_policy(mdp, np.zeros_like(theta)), obs, torch.as_tensor(d))
+    for _ in range(5):
+        v = rng.normal(size=J.shape[1])
+        want = exact_F @ v
+        np.testing.assert_allclose(product(torch.as_tensor(v)).numpy(), want, rtol=1e-10, atol=1e-12)
+        for broken in (wrong_states, wrong_policy):
+            assert np.abs(broken(torch.as_tensor(v)).numpy() - want).max() > 1e-3 * np.abs(want).max()
+
+
+def test_fisher_vector_product_equals_exact_fisher_lqr():
+    lqr = exact.lqr()
+    K = np.array([[0.5, 0.6]])
+    m, n = lqr.shape
+    D, T = lqr.state_moment(K)
+    policy = GaussianPolicy(n, gym.spaces.Box(-1e6, 1e6, (m,)), [], "tanh", math.log(lqr.sigma),
+                            normalize_observations=False).double()
+    with torch.no_grad():
+        policy.mean_net[0].weight.copy_(torch.as_tensor(-K))
+        policy.mean_net[0].bias.zero_()
+        policy.log_std.fill_(math.log(lqr.sigma))  # in float64 (the constructor's is float32)
+
+    def quadrature(moment):
+        # F(x) is quadratic in x, so E_d[F(x)] needs only d's first two moments (0 and D / T): 2n points
+        # +-sqrt(n) L e_i with L L' = D / T reproduce them exactly.
+        L = np.linalg.cholesky(moment)
+        pts = np.concatenate([np.sqrt(n) * L.T, -np.sqrt(n) * L.T])
+        return torch.as_tensor(pts), torch.full((2 * n,), 1.0 / (2 * n), dtype=torch.float64)
+
+    # The exact Fisher over (log_std, W, b) (``parameters()`` order: the policy's own, then its network's):
+    # log_std's 2 I, K's block kron(I, D/T)/sigma^2 (exact.LQR.fisher), b's I/sigma^2, and no cross terms
+    # (E[x] = 0; the score of the mean is odd in eps, that of log_std even).
+    assert [k for k, _ in policy.named_parameters()] == ["log_std", "mean_net.0.weight", "mean_net.0.bias"]
+    P = m + m * n + m
+    F = np.zeros((P, P))
+    F[:m, :m] = 2 * np.eye(m)
+    F[m:m + m * n, m:m + m * n] = lqr.fisher(K) / T
+    F[-m:, -m:] = np.eye(m) / lqr.sigma ** 2
+    product = fisher_product(policy, *quadrature(D / T))
+    broken = fisher_product(policy, *quadrature(lqr.X0))  # the start distribution, not the visitation
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        v = rng.normal(size=P)
+        np.testing.assert_allclose(product(torch.as_tensor(v)).numpy(), F @ v, rtol=1e-10, atol=1e-12)
+        assert np.abs(broken(torch.as_tensor(v)).numpy() - F @ v).max() > 1e-2 * np.abs(F @ v).max()
+
+
+# --- 3. NPG's sampled direction converges to the exact natural gradient like 1/sqrt(n) ----------------------
+
+DAMPING = 0.1
+
+
+def _npg_config(**kw):
+    return Config(env_id="exact", algorithm=kw.pop("algorithm", "npg"), estimator="rtg", baseline="none",
+                  batch_mode="episodes", normalize_advantages=False, cg_iters=kw.pop("cg_iters", 40),
+                  cg_damping=DAMPING, **kw)
+
+
+def _exact_natural_direction(mdp, theta):
+    """x* = (F + d I)^-1 g in (W, b), with F and g per step: the limit of robopg's ratio estimator."""
+    J = _jacobian(mdp)
+    d = mdp.visitation(theta)
+    T = d.sum()
+    F = J.T @ mdp.fisher(theta) @ J / T
+    g = J.T @ mdp.gradient(theta).reshape(-1) / T
+    A = F + DAMPING * np.eye(len(g))
+    return np.linalg.solve(A, g), A, T
+
+
+def _influence_constant(mdp, theta, x_star, A, T, rng):
+    """E||z||^2 for the delta method's per-episode influence z_i = A^-1 (G_i - Phi_i x* - T_i d x*) / T
+    (G_i: episode i's gradient sum, Phi_i: its Fisher sum, T_i: its length): n E||x_n - x*||^2 -> E||z||^2."""
+    ep = mdp.sample(theta, 40_000, rng)
+    J = _jacobian(mdp)
+    psi = _psi(mdp, ep, theta, "rtg", "value")
+    G = mdp.episode_gradients(theta, ep, psi) @ J
+    pi = exact._softmax(theta)
+    xt = (J @ x_star).reshape(mdp.num_states, mdp.num_actions)
+    F_x = pi * xt - pi * (pi * xt).sum(-1, keepdims=True)  # (diag pi_s - pi_s pi_s') x_s, per state
+    counts = np.stack([np.bincount(col[m], minlength=mdp.num_states) for col, m in zip(ep.states.T, ep.mask.T)])
+    Phi_x = (counts[:, :, None] * F_x[None]).reshape(len(counts), -1) @ J
+    lengths = ep.mask.sum(0)
+    z = np.linalg.solve(A, (G - Phi_x - DAMPING * lengths[:, None] * x_star[None]).T / T).T
+    return float((z ** 2).sum(1).mean())
+
+
+def _npg_directions(mdp, theta, episodes, replicates, rng, wrong_fisher=False):
+    algorithm = NaturalGradient(_npg_config(), _tabular_policy(mdp, theta), 1)
+    out = []
+    for _ in range(replicates):
+        ep = mdp.sample(theta, episodes, rng)
+        w = _batch(mdp, algorithm.policy, ep, _psi(mdp, ep, theta, "rtg", "value"))
+        log_prob, _ = algorithm.policy.log_prob_entropy(w.obs, w.actions)
+        objective = losses.surrogate(log_prob, log_prob.detach(), w.psi)
+        if not wrong_fisher:
+            out.append(algorithm.direction(objective, w.obs)[1].numpy())
+            continue
+        # Broken: the Fisher averaged uniformly over the visited states, not over the visitation.
+        states = ep.states[ep.mask]
+        weights = torch.as_tensor(1.0 / np.bincount(states)[states])
+        fvp = fisher_product(algorithm.policy, w.obs, weights)
+        g = flat_grad(objective, list(algorithm.policy.parameters()))
+        out.append(conjugate_gradient(lambda v, fvp=fvp: fvp(v) + DAMPING * v, g, 40).numpy())
+    return np.array(out)
+
+
+SIZES = (50, 200, 800, 3200)  # episodes per batch
+
+
+@pytest.fixture(scope="module")
+def npg_setting():
+    mdp = exact.chain(5)
+    theta = _theta(mdp)
+    x_star, A, T = _exact_natural_direction(mdp, theta)
+    C = _influence_constant(mdp, theta, x_star, A, T, np.random.default_rng(3))
+    return mdp, theta, x_star, C
+
+
+def test_npg_direction_converges_to_the_exact_natural_gradient(npg_setting):
+    mdp, theta, x_star, C = npg_setting
+    rng = np.random.default_rng(4)
+    report = []
+    for n in SIZES:
+        X = _npg_directions(mdp, theta, n, 100, rng)
+        mse = float(((X - x_star) ** 2).sum(1).mean())
+        bias = float(np.linalg.norm(X.mean(0) - x_star))
+        report.append((n, mse * n / C, bias, math.sqrt(C / n)))
+    print(f"\n episodes  n*MSE/C  ||bias||  sqrt(C/n)  (C = {C:.4g}, ||x*|| = {np.linalg.norm(x_star):.4g})")
+    for n, ratio, bias, scale in report:
+        print(f" {n:8d}  {ratio:7.3f}  {bias:8.4f}  {scale:9.4f}")
+    # The delta method's 1/n law, with C computed from the exact F, g and x* (not fit to these samples): the
+    # mean squared error times n stays at C. At 50 episodes the ratio estimator's higher-order terms add more.
+    assert 0.5 < report[0][1] < 2.5, report[0]
+    for n, ratio, _, _ in report[1:]:
+        assert 0.7 < ratio < 1.4, (n, ratio)
+    # The bias of a ratio estimator is O(1/n): at every size it is a fraction of the noise, and shrinks.
+    assert all(bias < 0.5 * scale for _, _, bias, scale in report), report
+    assert report[-1][2] < report[0][2]
+
+
+def test_npg_with_a_fisher_from_the_wrong_distribution_is_caught(npg_setting):
+    mdp, theta, x_star, C = npg_setting
+    X = _npg_directions(mdp, theta, SIZES[-1], 30, np.random.default_rng(5), wrong_fisher=True)
+    ratio = float(((X - x_star) ** 2).sum(1).mean()) * SIZES[-1] / C
+    print(f"\nFisher uniform over visited states, {SIZES[-1]} episodes: n*MSE/C = {ratio:.2f}")
+    assert ratio > 1.4, ratio  # it converges, to something else: n * MSE grows with n
+
+
+def test_npg_direction_is_unbiased_at_large_batches(npg_setting):
+    mdp, theta, x_star, _ = npg_setting
+    X = _npg_directions(mdp, theta, SIZES[-1], 60, np.random.default_rng(6))
+    assert bias_test(X, x_star, 1e-3).passed
+
+
+# --- 4. TRPO's accepted step never exceeds the KL bound ------------------------------------------------------
+
+def _trpo_steps(mdp, max_kl, damping, seeds, episodes=200, broken=False):
+    """For each seed, one TRPO step from a policy that favours one action (so the natural step raises rarely
+    taken actions, where the KL grows faster than its quadratic model; the second action: the chain's
+    "right", which keeps its episodes short): (exact KL over the batch's states, exact KL over the
+    visitation, backtracks, the KL robopg logged)."""
+    out = []
+    for seed in seeds:
+        theta = _theta(mdp, seed)
+        theta[:, 1] += 2.5
+        config = _npg_config(algorithm="trpo", max_kl=max_kl, cg_iters=10)
+        config.cg_damping = damping
+        algorithm = NaturalGradient(config, _tabular_policy(mdp, theta), 1)
+        if broken:
+            algorithm.accept = lambda kl, improvement: True  # a line search that accepts everything
+        ep = mdp.sample(theta, episodes, np.random.default_rng(seed))
+        stats = algorithm.policy_step(_batch(mdp, algorithm.policy, ep, _psi(mdp, ep, theta, "rtg", "value")), 1)
+        new = _theta_of(algorithm.policy)
+        counts = np.bincount(ep.states[ep.mask], minlength=mdp.num_states)
+        out.append((mdp.kl(theta, new, counts), mdp.kl(theta, new), stats["backtracks"], stats["approx_kl"]))
+    return np.array(out)
+
+
+RADII = (0.01, 0.1, 0.5, 2.0)
+TRPO_PROBLEMS = [exact.chain(5), exact.random_mdp(3), exact.gridworld(3)]
+
+
+@pytest.mark.parametrize("mdp", TRPO_PROBLEMS, ids=lambda m: m.name)
+def test_trpo_accepted_step_never_exceeds_the_kl_bound(mdp):
+    rows = []
+    for damping in (0.0, 0.1):
+        for max_kl in RADII:
+            batch_kl, population_kl, backtracks, logged = _trpo_steps(mdp, max_kl, damping, range(5)).T
+            # The constraint is on the batch's states; measured exactly (closed-form softmax KL), not by robopg.
+            assert (batch_kl <= max_kl * (1 + 1e-9)).all(), (damping, max_kl, batch_kl.max())
+            np.testing.assert_allclose(logged, batch_kl, rtol=1e-6, atol=1e-12)
+            rows.append((damping, max_kl, batch_kl.max() / max_kl, population_kl.max() / max_kl, backtracks.mean()))
+    print(f"\n{mdp.name}: damping, max_kl, worst batch KL / bound, worst visitation KL / bound, mean backtracks")
+    for row in rows:
+        print("  {:.1f}  {:.2f}  {:.3f}  {:.3f}  {:.1f}".format(*row))
+
+
+def test_a_line_search_that_accepts_everything_is_caught():
+    exceeded, total = 0, 0
+    for mdp in TRPO_PROBLEMS:
+        for damping in (0.0, 0.1):
+            for max_kl in RADII:
+                batch_kl = _trpo_steps(mdp, max_kl, damping, range(5), broken=True)[:, 0]
+                exceeded += int((batch_kl > max_kl * (1 + 1e-9)).sum())
+                total += len(batch_kl)
+    print(f"\naccepting every full step: {exceeded} of {total} steps exceed the KL bound")
+    assert exceeded > 0
+
+
+# --- the rules in the runner --------------------------------------------------------------------------------
+
+def _one_update(config, rollout, seed=0):
+    """A fresh algorithm from ``config`` (its value net seeded alike), one update on ``rollout``; the policy."""
+    from robopg.algorithms import make_algorithm
+    from robopg.envs import make_vector_env
+    from robopg.policies import make_policy
+
+    torch.manual_seed(seed)
+    venv = make_vector_env(config.env_id, 1)
+    policy = make_policy(config, venv.single_observation_space, venv.single_action_space)
+    venv.close()
+    algorithm = make_algorithm(config, policy, config.num_envs)
+    algorithm.update(rollout, 1, 0.0)
+    return policy
+
+
+@pytest.mark.parametrize("kw", [dict(estimator="gae", baseline="value", normalize_rewards=True),
+                                dict(estimator="rtg", baseline="mean", entropy_coef=0.01),
+                                dict(estimator="reinforce", baseline="none")])
+def test_one_epoch_of_one_full_minibatch_is_pgs_gradient(kw):
+    # Through the whole update (compute_weights, the loss, the entropy bonus): PPO's first gradient is pg's.
+    from robopg.envs import make_vector_env
+    from robopg.sampler import Sampler
+
+    from .conftest import tiny
+
+    pg = tiny("CartPole-v1", algorithm="pg", **kw)
+    torch.manual_seed(0)
+    venv = make_vector_env(pg.env_id, pg.num_envs)
+    from robopg.policies import make_policy
+
+    sampler = Sampler(venv, make_policy(pg, venv.single_observation_space, venv.single_action_space),
+                      pg.batch_size, pg.resolved_batch_mode(), pg.seed)
+    rollout = sampler.collect()
+    sampler.close()
+    ppo = tiny("CartPole-v1", algorithm="ppo", epochs=1, minibatch_size=pg.batch_size, **kw)
+    a, b = _one_update(pg, rollout), _one_update(ppo, rollout)
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        # float32, the rows summed in another order (PPO's minibatch is a permutation of the batch)
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("algorithm,quantity", [("ppo", "clipped surrogate"), ("trpo", "surrogate gradient"),
+                                                ("npg", "surrogate gradient")])
+def test_non_finite_stops_naming_iteration_and_quantity(tmp_path, algorithm, quantity):
+    import robopg
+    from robopg.errors import NonFiniteError
+    from robopg.metrics import read_csv
+
+    from .conftest import tiny
+    from .test_training import NaNRewardEnv  # noqa: F401  (registers robopg-test/NaNReward-v0)
+
+    config = tiny("robopg-test/NaNReward-v0", num_envs=2, batch_size=64, steps=10_000, checkpoint_every=1,
+                  normalize_observations=False, algorithm=algorithm)
+    with pytest.raises(NonFiniteError, match=f"non-finite {quantity} at iteration 5"):
+        robopg.train(config, tmp_path / "r")
+    data = robopg.checkpoint.load(tmp_path / "r" / "checkpoints" / "latest.pt")
+    assert data["iteration"] == 4 and len(read_csv(tmp_path / "r" / "metrics.csv")) == 4
+    assert all(np.isfinite(v.numpy()).all() for v in data["policy"].values() if hasattr(v, "numpy"))
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--clip-range", "0.2"], "--clip-range"),                                   # a PPO option with pg
+    (["--algorithm", "ppo", "--max-kl", "0.01"], "--max-kl"),                    # a TRPO option with PPO
+    (["--algorithm", "npg", "--backtracks", "5"], "--backtracks"),               # TRPO's, with NPG
+    (["--algorithm", "ppo", "--epochs", "0"], "--epochs"),
+    (["--algorithm", "ppo", "--minibatch-size", "-4"], "--minibatch-size"),
+    (["--algorithm", "ppo", "--minibatch-size", "5000", "--batch-size", "4096"], "--minibatch-size"),
+    (["--algorithm", "trpo", "--max-kl", "0"], "--max-kl"),
+    (["--algorithm", "trpo", "--max-kl", "-0.01"], "--max-kl"),
+    (["--algorithm", "trpo", "--max-grad-norm", "0.5"], "--max-grad-norm"),
+    (["--algorithm", "npg", "--lr-schedule", "linear"], "--lr-schedule"),
+    (["--algorithm", "ppo", "--desired-kl", "0.01", "--lr-schedule", "linear"], "--desired-kl"),
+    (["--algorithm", "ppo", "--estimator", "rtg", "--baseline", "optimal"], "--baseline"),
+    (["--algorithm", "sac"], "--algorithm"),
+])
+def test_bad_algorithm_options_exit_2_naming_the_option(cli, tmp_path, args, option):
+    out = cli("train", "CartPole-v1", *args, "--run-dir", tmp_path / "r")
+    assert out.returncode == 2, out.stderr
+    assert option in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_each_algorithm_starts_from_its_preset():
+    from robopg.presets import PRESETS, make_config
+
+    pg = make_config("Hopper-v5", algorithm="pg")
+    assert {k: getattr(pg, k) for k in PRESETS["Hopper-v5"]} == PRESETS["Hopper-v5"]
+    ppo = make_config("Hopper-v5", algorithm="ppo")
+    assert ppo.algorithm == "ppo" and ppo.minibatch_size is not None and ppo.clip_range is not None
+    trpo = make_config("Hopper-v5", algorithm="trpo", max_kl=0.02).validate()
+    assert trpo.lr_schedule == "constant" and trpo.option("max_kl") == 0.02 and trpo.option("cg_iters") == 10
+    for algorithm in ("pg", "npg", "trpo", "ppo"):
+        for env_id in (*PRESETS, "Ant-v5"):
+            make_config(env_id, algorithm=algorithm).validate()
+
+
+def test_sweep_over_algorithms_then_compare_and_report(cli, tmp_path):
+    import json
+
+    from robopg.experiments import sweep
+
+    s = sweep.plan("CartPole-v1", ["gae"], [0], {"steps": 1024, "batch_size": 512, "num_envs": 4,
+                                                 "tensorboard": False}, grid={"algorithm": ["pg", "ppo"]},
+                   path=tmp_path / "sw")
+    result = sweep.run(s, jobs=1, say=lambda msg: None)
+    assert result.exit_code == 0 and len(result.outcomes) == 2
+    out = cli("compare", tmp_path / "sw", "--json")
+    assert out.returncode == 0, out.stderr
+    labels = [a["label"] for a in json.loads(out.stdout)["arms"]]
+    assert len(labels) == 2 and any("ppo" in label for label in labels), labels
+    out = cli("report", tmp_path / "sw", "--no-video")
+    assert out.returncode == 0 and (tmp_path / "sw" / "report.html").exists(), out.stderr
+
+
+# --- the estimator lab measures the update rules ----------------------------------------------------------------
+
+def test_variance_lab_measures_the_update_rules(tmp_path):
+    from robopg.diagnostics import measure_algorithms, write_algorithm_outputs
+
+    result = measure_algorithms("exact:chain", ["pg", "npg", "ppo"], "gae", batches=12, batch_size=1000,
+                                clip_ranges=(0.2,), epochs=3)
+    rows = {(r.algorithm, r.epochs): r for r in result.rows}
+    assert set(rows) == {("pg", 1), ("npg", 1), ("ppo", 1), ("ppo", 2), ("ppo", 3)}
+    # The natural step points closer to the natural gradient than the plain one, batch by batch on average.
+    assert rows[("npg", 1)].cos_natural_mean > rows[("pg", 1)].cos_natural_mean
+    assert all(0.5 < r.cos_gradient_mean <= 1.0 for r in result.rows)
+    files = write_algorithm_outputs(result, tmp_path)
+    assert all(f.exists() and f.stat().st_size > 0 for f in files)
+
+
+@pytest.mark.parametrize("args,option", [(["exact:chain", "--algorithms", "pg,sac"], "--algorithms"),
+                                         (["CartPole-v1", "--algorithms", "pg"], "--algorithms"),
+                                         (["exact:chain", "--algorithms", "ppo", "--clip-ranges", "2"],
+                                          "--clip-ranges"),
+                                         (["exact:chain", "--algorithms", "ppo", "--ppo-epochs", "0"], "--ppo-epochs")])
+def test_variance_lab_algorithm_bad_input(cli, tmp_path, args, option):
+    out = cli("variance", *args, "--out", tmp_path / "o")
+    assert out.returncode == 2 and option in out.stderr and "Traceback" not in out.stderr, out.stderr
