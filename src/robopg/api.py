@@ -153,27 +153,37 @@ def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000
                            env_kwargs=own.env_kwargs if env_kwargs is None else env_kwargs,
                            flatten_observations=own.flatten_observations if flatten_observations is None
                            else flatten_observations)
-    returns: list[float] = []
     try:
-        obs, _ = venv.reset(seed=seed)
-        running = np.zeros(n)
         # Each env contributes its episodes in order until the total is reached, so the set of episodes
         # (and the result) does not depend on which env finishes first.
         quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
-        done_count = np.zeros(n, dtype=int)
-        per_env: list[list[float]] = [[] for _ in range(n)]
-        while (done_count < quota).any():
-            with torch.no_grad():
-                action = policy.act(np.asarray(obs, dtype=np.float32), deterministic=deterministic)
-            obs, reward, terminated, truncated, _ = venv.step(action)
-            running += reward
-            for i in np.flatnonzero(terminated | truncated):
-                if done_count[i] < quota[i]:
-                    per_env[i].append(float(running[i]))
-                    done_count[i] += 1
-                running[i] = 0.0
+        per_env = episode_returns(venv, policy, [seed + i for i in range(n)], quota, deterministic, block=n)
         returns = [r for env_returns in per_env for r in env_returns]
     finally:
         venv.close()
     return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
             "episodes": len(returns)}
+
+
+def episode_returns(venv, policy: Policy, seeds: list[int], quota, deterministic: bool,
+                    block: int) -> list[list[float]]:
+    """Each env's first ``quota[i]`` episode returns, its episodes seeded from ``seeds[i]``. The policy acts on
+    blocks of ``block`` envs: a matrix product's last bits can depend on how many rows it has, so grids of
+    cells (``robopg robustness``) call it on eval's batch size and get eval's numbers exactly."""
+    obs, _ = venv.reset(seed=seeds)
+    running = np.zeros(len(seeds))
+    done_count = np.zeros(len(seeds), dtype=int)
+    per_env: list[list[float]] = [[] for _ in seeds]
+    while (done_count < quota).any():
+        obs = np.asarray(obs, dtype=np.float32)
+        with torch.no_grad():
+            action = np.concatenate([policy.act(obs[k:k + block], deterministic=deterministic)
+                                     for k in range(0, len(seeds), block)])
+        obs, reward, terminated, truncated, _ = venv.step(action)
+        running += reward
+        for i in np.flatnonzero(terminated | truncated):
+            if done_count[i] < quota[i]:
+                per_env[i].append(float(running[i]))
+                done_count[i] += 1
+            running[i] = 0.0
+    return per_env

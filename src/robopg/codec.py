@@ -265,6 +265,8 @@ def check_value(name: str, value: Any) -> Any:
 def _typed(f: dataclasses.Field, value: Any) -> tuple[Any] | str:
     """(value as field ``f`` holds it,), or why it cannot be: wrong type, not a choice, or failing its check."""
     typ = field_type(f)
+    if value is None and f.default is None:
+        return (None,)  # "not given": the algorithm's own default (a run's config.yaml holds these as null)
     if isinstance(value, str) and typ in ("int", "float", "bool", "list"):
         try:
             value = parse_value(f.name, value)  # text the YAML 1.2 rules did not catch, e.g. 64x64

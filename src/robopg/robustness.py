@@ -74,6 +74,7 @@ def evaluate_cells(policy, env_id: str, cells: list[dict[str, float]], episodes:
     episodes ``robopg.evaluate(policy, env_id, episodes, seed)`` runs, all cells in one vector env."""
     import numpy as np
 
+    from .api import episode_returns
     from .envs import make_vector_env, resolve_backend
     from .physics import set_physics
 
@@ -86,7 +87,7 @@ def evaluate_cells(policy, env_id: str, cells: list[dict[str, float]], episodes:
             if cell:
                 set_physics(venv, {p: np.full(n, f) for p, f in cell.items()}, np.arange(c * n, (c + 1) * n))
         quota = np.tile([episodes // n + (i < episodes % n) for i in range(n)], len(cells))
-        returns = _run_episodes(venv, policy, [seed + i for i in range(n)] * len(cells), quota, deterministic, n)
+        returns = episode_returns(venv, policy, [seed + i for i in range(n)] * len(cells), quota, deterministic, n)
     finally:
         venv.close()
     out = []
@@ -94,32 +95,6 @@ def evaluate_cells(policy, env_id: str, cells: list[dict[str, float]], episodes:
         r = [x for env_returns in returns[c * n:(c + 1) * n] for x in env_returns]
         out.append({"mean_return": float(np.mean(r)), "std_return": float(np.std(r)), "episodes": len(r)})
     return out
-
-
-def _run_episodes(venv, policy, seeds: list[int], quota, deterministic: bool, block: int) -> list[list[float]]:
-    """Each env's first ``quota[i]`` episode returns: the loop of ``robopg.api.evaluate``, for many envs."""
-    import numpy as np
-    import torch
-
-    obs, _ = venv.reset(seed=seeds)
-    running = np.zeros(len(seeds))
-    done_count = np.zeros(len(seeds), dtype=int)
-    per_env: list[list[float]] = [[] for _ in seeds]
-    while (done_count < quota).any():
-        obs = np.asarray(obs, dtype=np.float32)
-        with torch.no_grad():
-            # One call per block of `block` envs, the batch `robopg eval` runs: a matrix product's last bits
-            # can depend on how many rows it has, and the nominal cell must equal eval's numbers exactly.
-            action = np.concatenate([policy.act(obs[k:k + block], deterministic=deterministic)
-                                     for k in range(0, len(seeds), block)])
-        obs, reward, terminated, truncated, _ = venv.step(action)
-        running += reward
-        for i in np.flatnonzero(terminated | truncated):
-            if done_count[i] < quota[i]:
-                per_env[i].append(float(running[i]))
-                done_count[i] += 1
-            running[i] = 0.0
-    return per_env
 
 
 def summarize(axes: list[Axis], cells: list[dict], results: list[dict], nominal: dict,
