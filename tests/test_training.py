@@ -122,7 +122,11 @@ def test_sigint_from_outside_writes_checkpoint_and_prints_resume(tmp_path):
 
 
 class NaNRewardEnv(gym.Env):
-    """Gives a NaN reward from its 150th step on (iteration 5 with 32 steps per env per batch)."""
+    """Gives ``bad_reward`` (NaN unless registered otherwise) from its 150th step on (iteration 5 with 32 steps
+    per env per batch)."""
+
+    def __init__(self, bad_reward: float = float("nan")):
+        self.bad_reward = bad_reward
 
     observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
     action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
@@ -134,7 +138,7 @@ class NaNRewardEnv(gym.Env):
 
     def step(self, action):
         self.t += 1
-        reward = float("nan") if self.t >= 150 else float(action[0])
+        reward = self.bad_reward if self.t >= 150 else float(action[0])
         return self.np_random.uniform(-1, 1, 3).astype(np.float32), reward, False, self.t % 20 == 0, {}
 
 

@@ -373,26 +373,10 @@ def test_one_epoch_of_one_full_minibatch_is_pgs_gradient(kw):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-class HugeRewardEnv(gym.Env):
-    """Reward 1e308 from its 150th step on (iteration 5 with 32 steps per env per batch): finite, but returns
-    summed over it are not."""
-
-    observation_space = gym.spaces.Box(-1, 1, (3,), np.float32)
-    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = getattr(self, "t", 0)
-        return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        reward = 1e308 if self.t >= 150 else float(action[0])
-        return self.np_random.uniform(-1, 1, 3).astype(np.float32), reward, False, self.t % 20 == 0, {}
-
-
 HUGE_REWARD = "robopg-test/HugeReward-v0"
-gym.register(HUGE_REWARD, entry_point=HugeRewardEnv, max_episode_steps=20)
+# Rewards of 1e308 from the 150th step: finite, but returns summed over them are not.
+gym.register(HUGE_REWARD, entry_point="tests.test_training:NaNRewardEnv", max_episode_steps=20,
+             kwargs={"bad_reward": 1e308})
 
 
 @pytest.mark.parametrize("algorithm,quantity", [("ppo", "clipped surrogate"), ("trpo", "surrogate gradient"),
