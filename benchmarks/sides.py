@@ -87,13 +87,16 @@ def envpool(env_id: str, num_envs: int, steps: int, threads: int = 1) -> None:
     _step_forever(venv, venv.action_space, num_envs, Pacer(steps))
 
 
-def robopg(env_id: str, num_envs: int, steps: int, backend: str = "gymnasium") -> None:
-    """robopg's whole training loop: Trainer.train() with the env's preset at ``num_envs`` envs."""
+def robopg(env_id: str, num_envs: int, steps: int, backend: str = "gymnasium", algorithm: str = "pg",
+           overrides: dict | None = None) -> None:
+    """robopg's whole training loop: Trainer.train() with the env's ``algorithm`` preset at ``num_envs`` envs,
+    then ``overrides``. (``algorithm`` is explicit: the suites measure pg unless told otherwise, whatever the
+    robot's default rule.)"""
     from robopg.envs import resolve_backend
     from robopg.presets import make_config
     from robopg.trainer import Trainer
-    config = make_config(env_id, num_envs=num_envs, env_backend=backend, tensorboard=False,
-                         checkpoint_every=10**6, log_every=1e9)
+    config = make_config(env_id, algorithm=algorithm, num_envs=num_envs, env_backend=backend, tensorboard=False,
+                         checkpoint_every=10**6, log_every=1e9, **(overrides or {}))
     config.steps = 10**9  # runs until the parent says exit; the lr schedule barely moves meanwhile
     config.env_backend = resolve_backend(env_id, config.env_backend)
     config.validate()
@@ -106,9 +109,10 @@ def robopg(env_id: str, num_envs: int, steps: int, backend: str = "gymnasium") -
         Trainer(config, Path(d), callbacks=[paced]).train()
 
 
-def sb3(algo: str, env_id: str, num_envs: int, steps: int) -> None:
-    """SB3 A2C or PPO, default hyperparameters, DummyVecEnv of ``num_envs``, CPU; paced at rollout ends, so a
-    repetition is whole iterations (train, then collect)."""
+def sb3(algo: str, env_id: str, num_envs: int, steps: int, batch_size: int | None = None) -> None:
+    """SB3 A2C or PPO, default hyperparameters (PPO: ``n_steps = batch_size // num_envs`` when given),
+    DummyVecEnv of ``num_envs``, CPU; paced at rollout ends, so a repetition is whole iterations (train, then
+    collect)."""
     import torch
     torch.set_num_threads(1)
     from stable_baselines3 import A2C, PPO
@@ -116,7 +120,8 @@ def sb3(algo: str, env_id: str, num_envs: int, steps: int) -> None:
     from stable_baselines3.common.env_util import make_vec_env
 
     cls = {"a2c": A2C, "ppo": PPO}[algo]
-    model = cls("MlpPolicy", make_vec_env(env_id, n_envs=num_envs, seed=0), device="cpu", seed=0)
+    kwargs = {"n_steps": batch_size // num_envs} if batch_size else {}
+    model = cls("MlpPolicy", make_vec_env(env_id, n_envs=num_envs, seed=0), device="cpu", seed=0, **kwargs)
     pacer = Pacer(steps)
     pacer.extra = {"batch_size": model.n_steps * num_envs}
 

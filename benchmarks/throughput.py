@@ -19,8 +19,22 @@ ENVS = ("InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
 NUM_ENVS = (1, 8, 32)
 
 
+# SB3's PPO defaults, which both PPO sides run when --ppo is given: 2048-sample batches (spread over the envs),
+# 10 epochs of 64-sample minibatches, 64x64 tanh networks, lr 3e-4, clip 0.2, grad norm 0.5.
+PPO_BATCH = 2048
+ROBOPG_PPO = dict(batch_size=PPO_BATCH, minibatch_size=64, epochs=10, lr=3e-4, clip_range=0.2, gamma=0.99, lam=0.95,
+                  hidden_sizes=[64, 64], activation="tanh", max_grad_norm=0.5, entropy_coef=0.0,
+                  estimator="gae", baseline="value")
+
+
 def variants(args) -> dict[str, tuple[str, dict]]:
     """name -> (worker kind, kwargs without env_id/num_envs/steps)."""
+    if args.ppo:
+        v = {"robopg-ppo": ("robopg", {"backend": "gymnasium", "algorithm": "ppo", "overrides": ROBOPG_PPO}),
+             "sb3-ppo": ("sb3", {"algo": "ppo", "batch_size": PPO_BATCH})}
+        if args.native:
+            v["robopg-ppo-native"] = ("robopg", {"backend": "native", "algorithm": "ppo", "overrides": ROBOPG_PPO})
+        return v
     v = {"limit": ("limit", {"backend": "gymnasium"}), "robopg": ("robopg", {"backend": "gymnasium"})}
     if args.native:
         v["limit-native"] = ("limit", {"backend": "native", "threads": args.native_threads})
@@ -36,11 +50,12 @@ def variants(args) -> dict[str, tuple[str, dict]]:
 
 RATIOS = (("robopg", "limit"), ("robopg", "sb3-a2c"), ("robopg", "sb3-ppo"), ("robopg-native", "limit-native"),
           ("robopg-native", "limit"), ("robopg-native", "sb3-a2c"), ("robopg-native", "sb3-ppo"),
-          ("limit", "envpool"), ("robopg", "envpool"), ("robopg-native", "envpool"))
+          ("limit", "envpool"), ("robopg", "envpool"), ("robopg-native", "envpool"),
+          ("robopg-ppo", "sb3-ppo"), ("robopg-ppo-native", "sb3-ppo"))
 
 
 def measure_cell(env_id: str, n: int, args, vs: dict) -> dict:
-    names = [k for k in vs if not (k == "sb3-ppo" and n > args.ppo_max_envs)]
+    names = [k for k in vs if args.ppo or not (k == "sb3-ppo" and n > args.ppo_max_envs)]
     reps: dict[str, list[dict]] = {name: [] for name in names}
     sides: dict[str, common.Side] = {}
     dead: set[str] = set()
@@ -118,7 +133,8 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
                f"env threads: robopg's default (all cores), {args.native_threads or 'all cores'} for the native "
                "limit). "
                "robopg-native/limit compares it with the Gymnasium vector env it replaces.", ""]
-    show = [n for n in ("limit", "robopg", "limit-native", "robopg-native", "sb3-a2c", "sb3-ppo", "envpool")
+    show = [n for n in ("limit", "robopg", "limit-native", "robopg-native", "sb3-a2c", "robopg-ppo",
+                        "robopg-ppo-native", "sb3-ppo", "envpool")
             if any(n in c["rates"] for c in cells)]
     md += ["## Steps per second", "", "| env | envs | " + " | ".join(show) + " |", "|---|---|" + "---|" * len(show)]
     for c in cells:
@@ -129,6 +145,16 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
     for c in cells:
         md.append(f"| {c['env']} | {c['num_envs']} | "
                   + " | ".join(_mm(c["ratios"].get(r), 2, "×") for r in rat) + " |")
+    if getattr(args, "ppo", False):
+        md += ["", f"PPO sides (`--ppo`): robopg `--algorithm ppo` and SB3 PPO with the same {PPO_BATCH}-sample "
+               "batches (spread over the envs: SB3 n_steps = 2048 / envs), 10 epochs of 64-sample minibatches, "
+               "64x64 tanh networks. Target: robopg PPO ≥ 3× SB3 PPO at the same env count."]
+        for c in cells:
+            for who in ("robopg-ppo", "robopg-ppo-native"):
+                r = c["ratios"].get(f"{who}/sb3-ppo")
+                if r:
+                    md.append(f"- {who} {c['env']} ×{c['num_envs']}: {r['median']:.2f}× SB3 PPO "
+                              f"({'met' if r['median'] >= 3 else 'MISSED'})")
     md += ["", "## Peak RSS per side (MB: the whole process, over all its rounds)", "",
            "| env | envs | " + " | ".join(show) + " |", "|---|---|" + "---|" * len(show)]
     for c in cells:
@@ -180,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                    "env, so one iteration at 8 envs is 16k steps plus 2,560 minibatch updates, too slow for every "
                    "round here)")
     p.add_argument("--no-envpool", action="store_true")
+    p.add_argument("--ppo", action="store_true",
+                   help="measure robopg PPO against SB3 PPO instead (same batch, epochs and minibatches)")
     p.add_argument("--backends", nargs="+", default=None,
                    help="robopg backends (default: gymnasium, plus native when robopg.native exists)")
     p.add_argument("--native-threads", type=int, default=0,
