@@ -22,7 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+# python -m robopg, not the robopg script: PYTHONPATH then picks the tree (e.g. a worktree frozen for the queue).
+ROBOPG = [sys.executable, "-m", "robopg"]
 
 
 def parse_jobs(text: str) -> list[dict]:
@@ -48,7 +49,7 @@ def run_dir(root: Path, job: dict) -> Path:
 
 def run(job: dict, root: Path, steps: int, nice: int) -> dict:
     out = run_dir(root, job)
-    train = [str(BIN / "robopg"), "train", job["env"], "--algorithm", job["algorithm"], "--seed", str(job["seed"]),
+    train = [*ROBOPG, "train", job["env"], "--algorithm", job["algorithm"], "--seed", str(job["seed"]),
              "--steps", str(steps), "--run-dir", str(out), "--overwrite", "--no-tensorboard", "--torch-threads", "1",
              *job["options"]]
     t0 = time.time()
@@ -65,7 +66,7 @@ def run(job: dict, root: Path, steps: int, nice: int) -> dict:
     if child.returncode != 0:
         row["error"] = message
         return row
-    ev = subprocess.run([str(BIN / "robopg"), "eval", str(out), "--episodes", "10", "--json"], capture_output=True,
+    ev = subprocess.run([*ROBOPG, "eval", str(out), "--episodes", "10", "--json"], capture_output=True,
                         text=True)
     if ev.returncode != 0:
         row["error"] = ev.stderr[-1500:]
