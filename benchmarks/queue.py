@@ -78,7 +78,7 @@ def run(job: dict, root: Path, steps: int, nice: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.queue", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("jobs", type=Path)
+    p.add_argument("jobfile", type=Path, metavar="JOBS")
     p.add_argument("--out", type=Path, required=True, help="results, one JSON line per finished run")
     p.add_argument("--runs", type=Path, default=Path("runs/queue"), help="folder of the run directories")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (one core each)")
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     done = set()
     if args.out.exists():
         done = {key(json.loads(line)) for line in args.out.read_text().splitlines() if line.strip()}
-    todo = [j for j in parse_jobs(args.jobs.read_text()) if key(j) not in done]
+    todo = [j for j in parse_jobs(args.jobfile.read_text()) if key(j) not in done]
     lock = threading.Lock()
 
     def worker():
