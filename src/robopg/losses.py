@@ -54,6 +54,23 @@ def clipped_surrogate_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, p
     return -torch.min(ratio * psi, clipped * psi).mean(), ratio
 
 
+def clipped_surrogate_slope(log_prob: torch.Tensor, old_log_prob: torch.Tensor, psi: torch.Tensor,
+                            clip_range: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """d ``clipped_surrogate_loss`` / d log_prob ([n]), as autograd takes it, with the loss and the ratios.
+
+    The min passes the gradient to the unclipped term r Psi where it is the smaller (a tie, r inside the
+    clip range, splits it into two halves that add up to the same); where the clipped term is the smaller, r
+    is outside the range and the clip's slope is 0. So the slope is -r Psi / n where r Psi <= clip(r) Psi,
+    else 0.
+    """
+    ratio = torch.exp(log_prob - old_log_prob)
+    unclipped = ratio * psi
+    clipped = torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range) * psi
+    loss = -torch.min(unclipped, clipped).mean()
+    slope = torch.where(unclipped <= clipped, unclipped, 0.0).mul_(-1.0 / unclipped.numel())
+    return slope, loss, ratio
+
+
 def surrogate(log_prob: torch.Tensor, old_log_prob: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
     """TRPO's surrogate advantage L(theta) = mean(r_t Psi_t) ([n], [n], [n] -> scalar); its gradient at the
     sampling policy is the policy-gradient estimate."""

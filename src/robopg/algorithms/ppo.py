@@ -19,6 +19,7 @@ import torch
 
 from .. import losses
 from ..errors import NonFiniteError
+from ..optim import adam_step, clip_grad_norm
 from ..policies import Policy
 from ..sampler import Rollout
 from .critic import Critic
@@ -30,6 +31,10 @@ LR_FACTOR, LR_MIN, LR_MAX = 1.5, 1e-5, 1e-2
 
 class PPO:
     name = "ppo"
+    # Gaussian policies take their minibatch steps with the gradient written by hand
+    # (GaussianPolicy.log_prob_grad): 320 steps of 64 rows an iteration are mostly autograd bookkeeping.
+    # False: autograd for every policy, the reference (tests/test_trust_region.py compares the two).
+    hand_backward = True
 
     def __init__(self, config, policy: Policy, num_envs: int):
         c = self.config = config
@@ -41,6 +46,7 @@ class PPO:
         self.clip_range, self.epochs = c.option("clip_range"), c.option("epochs")
         self.minibatch_size = c.option("minibatch_size")
         self.target_kl, self.desired_kl = c.option("target_kl"), c.option("desired_kl")
+        self._params = list(policy.parameters())  # listing them walks the modules: ~30 us a minibatch
 
     def update(self, rollout: Rollout, iteration: int, progress: float) -> dict[str, float]:
         self._anneal(progress)
@@ -61,12 +67,15 @@ class PPO:
         """Epochs x minibatches on the batch of ``w``; returns their statistics."""
         with torch.no_grad():
             old_log_prob, entropy = self.policy.log_prob_entropy(w.obs, w.actions)
+            # The normaliser is fixed until the epochs end: normalise the batch once.
+            x = (self.policy.normalizer.forward(w.obs)
+                 if self.hand_backward and hasattr(self.policy, "log_prob_grad") else None)
         n = w.obs.shape[0]
         num_minibatches = max(1, n // self.minibatch_size)
         done, sums, stopped = 0, {"policy_loss": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}, False
         for _ in range(self.epochs):
             for rows in torch.randperm(n).tensor_split(num_minibatches):
-                mb = self._minibatch_step(w, old_log_prob, rows, iteration)
+                mb = self._minibatch_step(w, old_log_prob, rows, iteration, x)
                 if mb is None:
                     stopped = True
                     break
@@ -83,32 +92,44 @@ class PPO:
         return {**stats, "entropy": float(entropy.mean()), "lr": self.optimizer.param_groups[0]["lr"],
                 "approx_kl": kl, "epochs_run": done / num_minibatches}
 
-    def _minibatch_step(self, w: Weights, old_log_prob: torch.Tensor, rows: torch.Tensor,
-                        iteration: int) -> dict[str, float] | None:
-        """One Adam step on the minibatch ``rows``; None (and no step) when --target-kl stops the epochs."""
+    def _minibatch_step(self, w: Weights, old_log_prob: torch.Tensor, rows: torch.Tensor, iteration: int,
+                        x: torch.Tensor | None = None) -> dict[str, float] | None:
+        """One Adam step on the minibatch ``rows``; None (and no step) when --target-kl stops the epochs. With
+        ``x`` (the batch's normalised observations) the gradient is written by hand, else by autograd."""
         c = self.config
-        log_prob, entropy = self.policy.log_prob_entropy(w.obs[rows], w.actions[rows])
-        psi = w.psi[rows]
+        psi, old = w.psi[rows], old_log_prob[rows]
         if c.normalize_minibatch_advantages and psi.numel() > 1:
             psi = (psi - psi.mean()) / (psi.std() + 1e-8)
-        surrogate, ratio = losses.clipped_surrogate_loss(log_prob, old_log_prob[rows], psi, self.clip_range)
+        if x is not None:
+            parts = []
+
+            def slope(log_prob: torch.Tensor) -> torch.Tensor:
+                g, loss, ratio = losses.clipped_surrogate_slope(log_prob, old, psi, self.clip_range)
+                parts.extend((loss, ratio))
+                return g
+
+            log_prob = self.policy.log_prob_grad(x[rows], w.actions[rows], slope, c.entropy_coef)
+            surrogate, ratio = parts
+        else:
+            log_prob, entropy = self.policy.log_prob_entropy(w.obs[rows], w.actions[rows])
+            surrogate, ratio = losses.clipped_surrogate_loss(log_prob, old, psi, self.clip_range)
         with torch.no_grad():
-            kl = float(losses.approx_kl(log_prob, old_log_prob[rows]))
+            kl = float(losses.approx_kl(log_prob, old))
         if not (math.isfinite(kl) and torch.isfinite(surrogate)):
             what = "approximate KL" if not math.isfinite(kl) else "clipped surrogate"
             raise NonFiniteError(f"non-finite {what} at iteration {iteration}")
         if self.target_kl is not None and kl > 1.5 * self.target_kl:
-            return None
+            return None  # (the hand-written gradient is already in .grad: it is never stepped on)
         if self.desired_kl is not None:
             self._adapt_lr(kl)
-        self.optimizer.zero_grad(set_to_none=True)
-        (surrogate - c.entropy_coef * entropy.mean()).backward()
-        params = [p for p in self.policy.parameters() if p.grad is not None]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm if c.max_grad_norm > 0
-                                                          else math.inf))
+        if x is None:
+            self.optimizer.zero_grad(set_to_none=True)
+            (surrogate - c.entropy_coef * entropy.mean()).backward()
+        params = [p for p in self._params if p.grad is not None]
+        grad_norm = float(clip_grad_norm(params, c.max_grad_norm if c.max_grad_norm > 0 else math.inf))
         if not math.isfinite(grad_norm):
             raise NonFiniteError(f"non-finite policy gradient at iteration {iteration}")
-        self.optimizer.step()
+        adam_step(self.optimizer)
         clip_fraction = float(((ratio - 1.0).abs() > self.clip_range).float().mean())
         return {"policy_loss": float(surrogate.detach()), "clip_fraction": clip_fraction, "grad_norm": grad_norm}
 

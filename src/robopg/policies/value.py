@@ -6,13 +6,11 @@ path, equal to it to the bit (``tests/test_policies.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
 from ..normalization import ObsNormalizer
-from .networks import mlp, run_layers
+from .networks import activation_slope, linear_plan, mlp, plan_backward, plan_forward, run_layers
 
 
 class ContextInputs(nn.Module):
@@ -59,22 +57,11 @@ class ValueFunction(nn.Module):
         from a plan made once (module attribute lookups cost a tenth of a step) and the gradients written
         into the existing ``.grad`` tensors.
         """
-        plan = self._plan
-        inputs = []  # the input of each Linear: x, then the output of each activation
-        h = x
-        for weight, bias, activation, _ in plan:
-            inputs.append(h)
-            h = torch.addmm(bias, h, weight.t())
-            if activation is not None:
-                h = activation(h)
+        plan = linear_plan(self.net)
+        h, inputs = plan_forward(plan, x)
         diff = h.squeeze(-1) - targets
         g = (diff * (2.0 / diff.shape[0])).unsqueeze(-1)  # d loss / d output
-        for i in range(len(plan) - 1, -1, -1):  # from the last Linear back
-            weight, bias, _, _ = plan[i]
-            _write_grad(weight, torch.mm, g.t(), inputs[i])
-            _write_grad(bias, torch.sum, g, 0)
-            if i > 0:
-                g = g.mm(weight).mul_(plan[i - 1][3](inputs[i]))
+        plan_backward(plan, inputs, g)
         return diff.pow(2).mean()
 
     @torch.no_grad()
@@ -101,41 +88,5 @@ class ValueFunction(nn.Module):
                 if i > 0:
                     grad = grad @ layer.weight
             else:
-                grad = grad * _activation_slope(layer)(outputs[i + 1])
+                grad = grad * activation_slope(layer)(outputs[i + 1])
         return diff.pow(2).mean(), [grads[p] for p in self.net.parameters()]
-
-    @property
-    def _plan(self) -> list[tuple]:
-        # (weight, bias, activation after it or None, that activation's slope), per Linear. Parameters keep
-        # their identity through .to(), .double() and load_state_dict, so the plan stays valid.
-        plan = self.__dict__.get("_plan_cache")
-        if plan is None:
-            layers = list(self.net)
-            plan = []
-            for i, layer in enumerate(layers):
-                if isinstance(layer, nn.Linear):
-                    act = layers[i + 1] if i + 1 < len(layers) else None
-                    plan.append((layer.weight, layer.bias, None if act is None else act.forward,
-                                 None if act is None else _activation_slope(act)))
-            self.__dict__["_plan_cache"] = plan
-        return plan
-
-
-def _write_grad(p: torch.Tensor, op, *args) -> None:
-    # Into the existing .grad (out=): no allocation per step, the same numbers as a fresh tensor.
-    if p.grad is None:
-        p.grad = op(*args)
-    else:
-        op(*args, out=p.grad)
-
-
-def _activation_slope(activation: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """d activation / d input as a function of the activation's output ``y`` (as autograd's backward
-    computes it)."""
-    if isinstance(activation, nn.Tanh):
-        return lambda y: 1.0 - y * y
-    if isinstance(activation, nn.ReLU):
-        return lambda y: (y > 0).to(y.dtype)
-    if isinstance(activation, nn.ELU) and activation.alpha == 1.0:
-        return lambda y: torch.where(y > 0, 1.0, y + 1.0)  # for z <= 0, y = exp(z) - 1: dy/dz = exp(z) = y + 1
-    raise TypeError(f"no hand-written derivative for {activation}")
