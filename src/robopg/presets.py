@@ -49,6 +49,11 @@ PG_STEP_KEYS = ("lr", "lr_schedule", "max_grad_norm")
 # optimiser (vf_coef); robopg fits it apart, with its own value_lr.
 _ZOO_MUJOCO = dict(num_envs=8, hidden_sizes=[256, 256], activation="relu", init_log_std=-2.0,
                    normalize_rewards=True, estimator="gae", baseline="value", batch_size=512)
+# SB3's PPO defaults with VecNormalize (rl-zoo3's "mujoco defaults"): 2048-step batches (over 8 envs), 10 epochs
+# of 64-row minibatches, lr 3e-4, clip 0.2, 64x64 tanh, gradient norm 0.5.
+_SB3_PPO = dict(num_envs=8, batch_size=2048, minibatch_size=64, epochs=10, lr=3e-4, clip_range=0.2, gamma=0.99,
+                lam=0.95, hidden_sizes=[64, 64], activation="tanh", init_log_std=0.0, entropy_coef=0.0,
+                max_grad_norm=0.5, normalize_rewards=True, estimator="gae", baseline="value")
 ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ppo": {
         # Measured at 1M steps: 4,908 and 5,707 (seeds 0, 1); pg's preset: IQM 2,100 over 5 seeds.
@@ -58,17 +63,19 @@ ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # lam 0.99) learned to stand still: 737 at 1M steps (seed 0). SB3's PPO defaults (rl-zoo3's "mujoco
         # defaults") with VecNormalize's reward scaling reached 3,304 on the same seed (3,004 on seed 1; pg's preset:
         # best of 5 seeds 2,755): those.
-        "Hopper-v5": dict(num_envs=8, batch_size=2048, minibatch_size=64, epochs=10, lr=3e-4, clip_range=0.2,
-                          gamma=0.99, lam=0.95, hidden_sizes=[64, 64], activation="tanh", init_log_std=0.0,
-                          entropy_coef=0.0, max_grad_norm=0.5, normalize_rewards=True, estimator="gae",
-                          baseline="value"),
-        # Measured at 1M steps: 753 (seed 0; pg's preset 4,184 on the same seed). Not yet retuned: try Hopper's.
-        "Walker2d-v5": dict(_ZOO_MUJOCO, minibatch_size=32, epochs=20, lr=5.05041e-5, clip_range=0.1, gamma=0.99,
-                            lam=0.95, entropy_coef=0.000585045, max_grad_norm=1.0),
-        # rl-zoo3's "mujoco defaults" (SB3's PPO defaults with VecNormalize) for Ant. Measured at
-        # 1M steps: 1,908 (seed 0).
-        "Ant-v5": dict(num_envs=8, batch_size=2048, minibatch_size=64, epochs=10, lr=3e-4, clip_range=0.2,
-                       gamma=0.99, lam=0.95, normalize_rewards=True, estimator="gae", baseline="value"),
+        "Hopper-v5": dict(_SB3_PPO),
+        # rl-zoo3's tuned Walker2d values (_ZOO_MUJOCO, minibatch 32, 20 epochs, lr 5.05e-5, clip 0.1) reached 753
+        # at 1M steps (seed 0; pg's preset 4,184 on that seed): Hopper's instead, being measured
+        # (benchmarks/results/trust-region-runs.md).
+        "Walker2d-v5": dict(_SB3_PPO),
+        # rl-zoo3's "mujoco defaults" for Ant, with robopg's initial log-std. Measured at 1M steps: 1,908 (seed 0).
+        "Ant-v5": dict(_SB3_PPO, init_log_std=-0.5),
+        # Not yet measured here (benchmarks/results/trust-region-runs.md): rl-zoo3's PPO settings where it has
+        # them (Swimmer: gamma 0.9999, observations normalised, rewards not), else its "mujoco defaults".
+        "Swimmer-v5": dict(_SB3_PPO, gamma=0.9999, normalize_rewards=False),
+        "Reacher-v5": dict(_SB3_PPO),
+        "Pusher-v5": dict(_SB3_PPO),
+        "Humanoid-v5": dict(_SB3_PPO),
     },
 }
 
