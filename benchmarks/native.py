@@ -208,8 +208,9 @@ def bench_training(env_id: str, n: int, reps: int, iterations: int, threads: int
     repetition: the two rates of a repetition are measured over the same second or two of the machine."""
     rates: dict[str, list[float]] = {"gymnasium": [], "native": []}
     with tempfile.TemporaryDirectory() as d:
-        trainers = {backend: Trainer(make_config(env_id, num_envs=n, env_backend=backend, env_threads=threads,
-                                                 tensorboard=False, steps=10_000_000), Path(d) / backend)
+        trainers = {backend: Trainer(make_config(env_id, algorithm="pg", num_envs=n, env_backend=backend,
+                                                 env_threads=threads, tensorboard=False, steps=10_000_000),
+                                     Path(d) / backend)
                     for backend in rates}
         for trainer in trainers.values():  # warm-up iteration, not timed
             _iteration(trainer)
@@ -257,7 +258,7 @@ def _load_note(load_before: list[float], load_after: list[float] | None = None) 
 
 
 def _preset_batches(env_ids) -> str:
-    return ", ".join(f"{e}: {make_config(e).batch_size}-step batches" for e in env_ids)
+    return ", ".join(f"{e}: {make_config(e, algorithm='pg').batch_size}-step batches" for e in env_ids)
 
 
 def write_report(result: dict, out: Path = RESULTS, name: str = "native") -> None:

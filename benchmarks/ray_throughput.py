@@ -37,7 +37,7 @@ def _config(env_id: str, workers: int, envs_per_worker: int, steps_per_env: int)
     from robopg import make_config
 
     envs = max(workers, 1) * envs_per_worker
-    return make_config(env_id, workers=workers, envs_per_worker=envs_per_worker, num_envs=envs,
+    return make_config(env_id, algorithm="pg", workers=workers, envs_per_worker=envs_per_worker, num_envs=envs,
                        batch_size=envs * steps_per_env, steps=10 * envs * steps_per_env, estimator="gae",
                        baseline="value", batch_mode="steps", hidden_sizes=[64, 64], tensorboard=False).validate()
 

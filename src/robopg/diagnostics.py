@@ -248,7 +248,7 @@ def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: 
         check_env_id(target)
         env_id = target
         torch.manual_seed(seed)
-        config = make_config(target)
+        config = make_config(target, algorithm="pg")  # pg's network for the robot, whatever its default rule
         venv = make_vector_env(target, 1)
         policy = make_policy(config, venv.single_observation_space, venv.single_action_space)
         venv.close()

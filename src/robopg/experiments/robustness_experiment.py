@@ -36,8 +36,8 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     if not done.exists():
         extra = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
         if not (run_dir / "checkpoints" / "latest.pt").exists():
-            _robopg("train", env_id, "--seed", str(seed), "--steps", str(args.steps), "--run-dir", str(run_dir),
-                    "--overwrite", "--no-tensorboard", *extra)
+            _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(args.steps),
+                    "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard", *extra)
         _robopg("robustness", str(run_dir), "--grid", *args.grid, "--episodes", str(args.episodes))
     return json.loads(done.read_text())
 
@@ -93,7 +93,7 @@ def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
     plt.close(fig)
 
 
-def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0) -> dict:
+def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0, algorithm: str = "pg") -> dict:
     """Whole training iterations (sample + update) of a nominal and a randomised trainer, alternated in one
     process on the native backend so that the machine's load falls on both alike: steps/s of each, and the
     cost of randomisation, 1 - randomised / nominal."""
@@ -104,8 +104,8 @@ def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0)
     from ..trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {arm: Trainer(make_config(env_id, seed=seed, env_backend="native", tensorboard=False,
-                                             randomize=r), Path(tmp) / arm)
+        trainers = {arm: Trainer(make_config(env_id, algorithm=algorithm, seed=seed, env_backend="native",
+                                             tensorboard=False, randomize=r), Path(tmp) / arm)
                     for arm, r in (("nominal", ""), ("randomized", randomize))}
         seconds, steps = dict.fromkeys(trainers, 0.0), dict.fromkeys(trainers, 0)
         for i in range(iterations):
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", default="Hopper-v5,Walker2d-v5", help="comma-separated env ids")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--algorithm", default="pg", choices=["pg", "npg", "trpo", "ppo"],
+                   help="the update rule of every arm (default pg, the rule the documented results used)")
     p.add_argument("--steps", type=int, default=1_000_000, help="step budget of every run")
     p.add_argument("--randomize", default="mass=0.5:1.5,friction=0.5:1.5", help="the randomised arms' --randomize")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.throughput:
         for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
-            print(json.dumps(throughput(env_id, args.randomize)), flush=True)
+            print(json.dumps(throughput(env_id, args.randomize, algorithm=args.algorithm)), flush=True)
         return 0
     for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
         docs = {arm: [run_arm(env_id, arm, seed, args) for seed in range(args.seeds)] for arm in ARMS}
