@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 # python -m robopg, not the robopg script: PYTHONPATH then picks the tree (e.g. a worktree frozen for the queue).
 ROBOPG = [sys.executable, "-m", "robopg"]
 
@@ -75,16 +77,65 @@ def run(job: dict, root: Path, steps: int, nice: int) -> dict:
     return row
 
 
+# Issue 12's targets at 1M steps (IQM of deterministic evaluation over >= 5 seeds), and published anchors.
+TARGETS = {"HalfCheetah-v5": 5000, "Hopper-v5": 2800, "Walker2d-v5": 4000, "Ant-v5": 3000, "Humanoid-v5": 1500,
+           "Swimmer-v5": 300, "InvertedDoublePendulum-v5": 9300, "Reacher-v5": -4.5, "Pusher-v5": -30}
+
+
+def render(results: Path, title: str) -> str:
+    """A markdown table of RESULTS: per robot and rule, every seed's return, the IQM with a 95% percentile
+    bootstrap interval over seeds, the median CPU time per run, and the issue's target."""
+    from robopg import stats
+
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["env"], r["algorithm"], " ".join(r["options"])), []).append(r)
+    md = [f"# {title}", "", f"From `{results}` ({len(rows)} runs). Every run: `python -m robopg train ENV --algorithm "
+          "RULE --seed S --steps 1000000 --torch-threads 1` with the robot's preset for the rule, then `robopg eval "
+          "RUN --episodes 10 --json` (the final policy, deterministic, eval seed 10000); the exact command of each "
+          "run is in the JSON lines. IQM: 25%-trimmed mean over seeds (the plain mean below 4 seeds); 95% interval: "
+          "percentile bootstrap over seeds (2,000 resamples). CPU time: the training process's user + system time "
+          "(two runs shared the 2 cores).", "",
+          "| robot | rule | options | seeds | IQM [95% CI] | per seed (seed: return) | target | CPU / run |",
+          "|---|---|---|---:|---:|---|---:|---:|"]
+    for (env, algorithm, options), rs in sorted(groups.items()):
+        ok = sorted((r for r in rs if "mean_return" in r), key=lambda r: r["seed"])
+        failed = [r for r in rs if "mean_return" not in r]
+        if ok:
+            ci = stats.interval([np.array([r["mean_return"] for r in ok])])
+            band = f" [{ci.low:,.0f}, {ci.high:,.0f}]" if ci.low is not None else ""
+            iqm = f"**{ci.point:,.1f}**{band}" if abs(ci.point) < 100 else f"**{ci.point:,.0f}**{band}"
+            target = TARGETS.get(env)
+            verdict = "" if target is None else (f"≥ {target:,} ({'met' if ci.point >= target else 'missed'}"
+                                                 f"{'' if len(ok) >= 5 else f', {len(ok)} of 5 seeds'})")
+        else:
+            iqm, verdict = "–", ""
+        seeds = ", ".join(f"{r['seed']}: {r['mean_return']:,.1f}" for r in ok)
+        seeds += "".join(f", {r['seed']}: failed" for r in failed)
+        cpu = np.median([r["cpu_s"] for r in ok]) / 60 if ok else float("nan")
+        md.append(f"| {env} | {algorithm} | {options or 'preset'} | {len(ok)} | {iqm} | {seeds} | {verdict} | "
+                  f"{cpu:.1f} min |")
+    return "\n".join(md) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.queue", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("jobfile", type=Path, metavar="JOBS")
+    p.add_argument("jobfile", type=Path, metavar="JOBS", nargs="?", help="the job list (not needed with --render)")
     p.add_argument("--out", type=Path, required=True, help="results, one JSON line per finished run")
     p.add_argument("--runs", type=Path, default=Path("runs/queue"), help="folder of the run directories")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (one core each)")
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--nice", type=int, default=5)
+    p.add_argument("--render", type=Path, default=None, metavar="MD",
+                   help="write the markdown table of --out's results to MD (no runs)")
+    p.add_argument("--title", default="Learning runs")
     args = p.parse_args(argv)
+    if args.render:
+        args.render.write_text(render(args.out, args.title))
+        print(f"wrote {args.render}")
+        return 0
     done = set()
     if args.out.exists():
         done = {key(json.loads(line)) for line in args.out.read_text().splitlines() if line.strip()}
