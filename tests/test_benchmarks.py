@@ -53,6 +53,45 @@ def test_throughput_smallest(tmp_path):
     assert "| InvertedPendulum-v5 | 1 |" in md and "Command: `python -m benchmarks throughput" in md
 
 
+def test_throughput_ppo_smallest(tmp_path):
+    # robopg PPO on both backends (and SB3 PPO where installed), the same 2048-step batches
+    sb3 = ["ppo"] if HAS_SB3 else []
+    _suite(["throughput", "--ppo", "--envs", "InvertedPendulum-v5", "--num-envs", "2", "--reps", "1", "--steps", "64",
+            "--sb3", *sb3, "--no-envpool", "--backends", "gymnasium", "native", "--name", "tp"], tmp_path)
+    (cell,) = json.loads((tmp_path / "tp.json").read_text())["cells"]
+    assert set(cell["rates"]) == {"robopg-ppo", "robopg-ppo-native", *(f"sb3-{a}" for a in sb3)}
+    for name in ("robopg-ppo", "robopg-ppo-native", *(f"sb3-{a}" for a in sb3)):
+        assert cell["runs"][name][0]["batch_size"] == 2048
+    if HAS_SB3:
+        assert {"robopg-ppo/sb3-ppo", "robopg-ppo-native/sb3-ppo"} <= set(cell["ratios"])
+        assert "× SB3 PPO" in (tmp_path / "tp.md").read_text()
+
+
+def test_queue_runs_skips_and_renders(tmp_path):
+    jobs = tmp_path / "jobs"
+    jobs.write_text("# comment\nCartPole-v1 ppo 3 --num-envs 2 --batch-size 256 --minibatch-size 64\n"
+                    "CartPole-v1 pg 4 --batch-size 256\n")
+    out, runs = tmp_path / "results.jsonl", tmp_path / "runs"
+    args = [str(jobs), "--out", str(out), "--runs", str(runs), "--steps", "512", "--jobs", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)}
+    for _ in range(2):  # the second pass finds both runs done and runs nothing
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.queue", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["algorithm"], r["seed"]) for r in rows) == [("pg", 4), ("ppo", 3)]
+    for r in rows:
+        assert r["returncode"] == 0 and r["episodes"] == 10 and r["cpu_s"] > 0 and "--steps 512" in r["command"]
+        config = (Path(r["run_dir"]) / "config.yaml").read_text()
+        assert f"algorithm: {r['algorithm']}" in config and f"seed: {r['seed']}" in config
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.queue", "--out", str(out), "--render",
+                           str(tmp_path / "t.md")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "t.md").read_text()
+    assert "| CartPole-v1 | ppo | --num-envs 2 --batch-size 256 --minibatch-size 64 | 1 |" in md
+    assert "| CartPole-v1 | pg | --batch-size 256 | 1 |" in md
+
+
 @needs_sb3
 def test_learning_smallest(tmp_path):
     _suite(["learning", "--envs", "InvertedPendulum-v5", "--steps", "2048", "--seeds", "1", "--ppo-seeds", "0"],
