@@ -65,7 +65,7 @@ def interrupt_at(iteration):
         # Ant's forward reward reads a body position computed one substep behind the state (as left by mj_step)
         ("Ant-v5", dict(estimator="gae", baseline="value", normalize_rewards=True, steps=2000, batch_size=400)),
     )],
-    # Humanoid's reads its centre of mass (xipos) before each step; it has no native implementation.
+    # Humanoid's forward reward reads its centre of mass (xipos, with each env's own masses) before each step.
     ("Humanoid-v5", dict(estimator="gae", baseline="value", steps=2000, batch_size=400)),
     # Every update rule: PPO's optimiser and adaptive learning rate, value clipping, the KL stop; TRPO's and
     # NPG's steps (no state of their own beyond V and the reward scaler).
