@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 
@@ -49,6 +50,13 @@ def test_concatenate_pads_shorter_shares_with_masked_steps():
     assert (ro.obs[3:, :2] == 0).all() and (ro.obs[:, 2] == 2.0).all()
     assert not (ro.terminated[3:, :2] | ro.truncated[3:, :2]).any()
     assert ro.episode_returns == [1.0, 2.0] and ro.num_steps == 11
+    assert ro.context is None
+    # The privileged critic's context comes along, padded like the observations.
+    a, b = part(3, 2, 1.0), part(5, 1, 2.0)
+    a.context, b.context = np.full((3, 2, 4), 0.5, np.float32), np.full((5, 1, 4), -0.5, np.float32)
+    ro = concatenate([a, b])
+    assert ro.context.shape == (5, 3, 4) and (ro.context[:3, :2] == 0.5).all() and (ro.context[3:, :2] == 0).all()
+    assert (ro.context[:, 2] == -0.5).all()
 
 
 # --- a local Ray instance started by robopg for the run (before the module's own instance) -----------
@@ -146,6 +154,21 @@ def test_trust_region_rules_on_two_workers_reproduce_and_resume(ray_cluster, tmp
     assert resumed.env_steps == a.env_steps
     assert len(read_csv(resumed.metrics_path)) == 5
     _same(_numbers(a.run_dir)[:2], _numbers(resumed.run_dir)[:2])
+
+
+def test_privileged_critic_on_two_workers_reproduces(ray_cluster, tmp_path):
+    # Each worker randomises its own envs; the learner's value function reads their draws beside the observations.
+    kw = dict(workers=2, envs_per_worker=2, randomize="mass=0.5:1.5,friction=0.5:1.5", critic_obs="privileged",
+              estimator="gae", baseline="value", steps=1024, batch_size=256)
+    a = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "a")
+    b = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "b")
+    _same(_numbers(a.run_dir), _numbers(b.run_dir))
+    state = torch.load(a.run_dir / "checkpoints" / "latest.pt", weights_only=False)
+    first = next(v for k, v in state["value"].items() if k.endswith("weight"))
+    obs_dim = 11  # Hopper's observation; the context adds the randomised factors
+    assert first.shape[1] > obs_dim
+    blind = robopg.train(tiny("Hopper-v5", **{**kw, "critic_obs": "obs"}), tmp_path / "blind")
+    assert _numbers(blind.run_dir) != _numbers(a.run_dir)
 
 
 def test_two_workers_same_seed_same_numbers(ray_cluster, tmp_path):

@@ -255,8 +255,6 @@ class Config:
                        "needs --randomize")
         if self.critic_obs == "privileged" and self.baseline != "value":
             raise _bad("critic_obs", "'privileged' is an input of the value function: it needs --baseline value")
-        if self.critic_obs == "privileged" and self.workers:
-            raise _bad("critic_obs", "'privileged' is not supported with --workers yet (sample in one process)")
         if self.ray_address and self.workers == 0:
             raise _bad("ray_address", "sampling runs on a Ray cluster only with --workers N (N > 0)")
         if self.batch_size < self.resolved_num_envs():

@@ -108,9 +108,11 @@ def concatenate(parts: list[Rollout]) -> Rollout:
             arrays.append(a)
         return np.concatenate(arrays, axis=1)
 
+    # The privileged critic's inputs (each step's randomised physics) come along when every share has them.
+    context = cat("context") if all(p.context is not None for p in parts) else None
     return Rollout(cat("obs"), cat("actions"), cat("rewards"), cat("terminated"), cat("truncated"),
                    cat("next_obs"), cat("mask"), [r for p in parts for r in p.episode_returns],
-                   [n for p in parts for n in p.episode_lengths], sum(p.env_errors for p in parts))
+                   [n for p in parts for n in p.episode_lengths], sum(p.env_errors for p in parts), context)
 
 
 class RaySampler:
