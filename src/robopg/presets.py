@@ -70,10 +70,13 @@ ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "Walker2d-v5": dict(_SB3_PPO),
         # rl-zoo3's "mujoco defaults" for Ant, with robopg's initial log-std. Measured at 1M steps: 1,908 (seed 0).
         "Ant-v5": dict(_SB3_PPO, init_log_std=-0.5),
-        # Not yet measured here (benchmarks/results/trust-region-runs.md): rl-zoo3's PPO settings where it has
-        # them (Swimmer: gamma 0.9999, observations normalised, rewards not), else its "mujoco defaults".
-        "Swimmer-v5": dict(_SB3_PPO, gamma=0.9999, normalize_rewards=False),
-        "Reacher-v5": dict(_SB3_PPO),
+        # Not yet measured here (benchmarks/results/trust-region-runs.md): rl-zoo3's tuned PPO settings where it has
+        # them (Swimmer-v4: 4 envs x 1024 steps, minibatch 256, lr 6e-4, gamma 0.9999, lambda 0.98; Reacher-v2:
+        # 1 env x 512 steps, spread here over 8 envs of 50-step episodes), else its "mujoco defaults".
+        "Swimmer-v5": dict(_SB3_PPO, num_envs=4, batch_size=4096, minibatch_size=256, lr=6e-4, gamma=0.9999,
+                           lam=0.98),
+        "Reacher-v5": dict(_SB3_PPO, batch_size=512, minibatch_size=32, epochs=5, lr=1.04019e-4, clip_range=0.3,
+                           gamma=0.9, lam=1.0, max_grad_norm=0.9),
         "Pusher-v5": dict(_SB3_PPO),
         "Humanoid-v5": dict(_SB3_PPO),
     },
