@@ -45,6 +45,8 @@ def jobs_for(args) -> list[dict]:
             jobs.append({"algo": "a2c", "env": env_id, "seed": seed})
         if seed < args.ppo_seeds and "Hopper-v5" in args.envs:
             jobs.append({"algo": "ppo", "env": "Hopper-v5", "seed": seed})
+        if seed < args.zoo_seeds:
+            jobs += [{"algo": "zoo", "env": env_id, "seed": seed} for env_id in args.zoo_envs if env_id in args.envs]
     return jobs
 
 
@@ -77,6 +79,14 @@ def run_robopg(job: dict, steps: int, backend: str, work: Path) -> dict:
             "num_envs": cfg["num_envs"], "batch_size": cfg["batch_size"]}
 
 
+def run_zoo(job: dict, steps: int, work: Path) -> dict:
+    out = work / "zoo" / job["env"] / f"s{job['seed']}"
+    r = common.run_child(["learn_zoo", json.dumps({"env_id": job["env"], "seed": job["seed"], "steps": steps,
+                                                   "out": str(out)})])
+    r["curve"] = [(s, ret, 1) for s, ret in r["curve"]]
+    return r
+
+
 def run_sb3(job: dict, steps: int, work: Path) -> dict:
     n = A2C_ENVS if job["algo"] == "a2c" else PPO_ENVS
     out = work / job["algo"] / job["env"] / f"s{job['seed']}"
@@ -89,7 +99,7 @@ def run_sb3(job: dict, steps: int, work: Path) -> dict:
 def summarize(runs: dict, args) -> dict:
     table = {}
     for env_id in args.envs:
-        for algo in ("robopg", "a2c", "ppo"):
+        for algo in ALGOS:
             rs = [r for r in runs.values() if r["env"] == env_id and r["algo"] == algo]
             if not rs:
                 continue
@@ -101,8 +111,10 @@ def summarize(runs: dict, args) -> dict:
     return table
 
 
+ALGOS = ("robopg", "a2c", "ppo", "zoo")
 NAMES = {"robopg": "robopg (preset: GAE + value, 16 envs, 1024-step batches)",
-         "a2c": f"SB3 A2C defaults ({A2C_ENVS} envs)", "ppo": f"SB3 PPO defaults ({PPO_ENVS} env)"}
+         "a2c": f"SB3 A2C defaults ({A2C_ENVS} envs)", "ppo": f"SB3 PPO defaults ({PPO_ENVS} env)",
+         "zoo": "SB3 PPO, rl-zoo3's tuned hyperparameters (VecNormalize)"}
 
 
 def binned_curve(rs: list[dict], steps: int, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +140,7 @@ def figures(runs: dict, args) -> list[str]:
     names = []
     for env_id in args.envs:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for algo, color in (("robopg", "C0"), ("a2c", "C1"), ("ppo", "C2")):
+        for algo, color in zip(ALGOS, ("C0", "C1", "C2", "C3")):
             rs = [r for r in runs.values() if r["env"] == env_id and r["algo"] == algo]
             if not rs:
                 continue
@@ -167,7 +179,7 @@ def markdown(meta: dict, runs: dict, table: dict, figs: list[str], args, pending
            "", "| env | algorithm | seeds | final return IQM [95% CI] | per seed | wall time / run |",
            "|---|---|---|---|---|---|"]
     for env_id in args.envs:
-        for algo in ("robopg", "a2c", "ppo"):
+        for algo in ALGOS:
             t = table.get(f"{algo}/{env_id}")
             if not t:
                 continue
@@ -205,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="50k steps, 2 seeds (about 10 minutes)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per (env, algorithm) (default 3; quick 2)")
     p.add_argument("--ppo-seeds", type=int, default=None, help="PPO seeds on Hopper (default: min(3, --seeds))")
+    p.add_argument("--zoo-seeds", type=int, default=0,
+                   help="seeds of SB3 PPO with rl-zoo3's tuned hyperparameters (needs rl_zoo3; default 0: none)")
+    p.add_argument("--zoo-envs", nargs="+", default=["Hopper-v5", "HalfCheetah-v5", "Ant-v5"])
     p.add_argument("--steps", type=int, default=None, help="env steps per run (default 1M; quick 50k)")
     p.add_argument("--envs", nargs="+", default=list(ENVS))
     p.add_argument("--jobs", type=int, default=2)
@@ -253,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             if job["algo"] == "robopg":
                 r = run_robopg(job, args.steps, args.backend, work)
             else:
-                r = run_sb3(job, args.steps, work)
+                r = run_zoo(job, args.steps, work) if job["algo"] == "zoo" else run_sb3(job, args.steps, work)
         except Exception as e:  # a failed run is reported, the suite goes on
             with lock:
                 failures[key(job)] = f"{type(e).__name__}: {str(e)[-500:]}"

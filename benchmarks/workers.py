@@ -1,7 +1,7 @@
 """One-shot measured runs, one per child process: ``python -m benchmarks.workers KIND JSON``.
 
-``learn_sb3`` (the learning suite's SB3 runs) and ``scale`` (one scaling cell). Each returns a dict that
-``common.run_child`` prints and adds the child's peak RSS to. Throughput's long-lived sides are in
+``learn_sb3`` and ``learn_zoo`` (the learning suite's SB3 runs) and ``scale`` (one scaling cell). Each returns a
+dict that ``common.run_child`` prints and adds the child's peak RSS to. Throughput's long-lived sides are in
 ``benchmarks.sides``.
 """
 
@@ -78,6 +78,86 @@ def learn_sb3(algo: str, env_id: str, seed: int, steps: int, num_envs: int, out:
             "env_steps": int(model.num_timesteps), "curve": cb.curve, "num_envs": num_envs}
 
 
+def zoo_hyperparams(env_id: str) -> tuple[str, dict]:
+    """rl-zoo3's PPO hyperparameters (``rl_zoo3/hyperparams/ppo.yml``) for the newest older version of
+    ``env_id`` it lists (v4, v3, v2: the same robots and rewards up to small changes), else its MuJoCo defaults
+    (the ``Ant-v4`` entry: SB3's defaults with VecNormalize); returns the key used and its entry."""
+    import rl_zoo3
+    import yaml
+    table = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml").read_text())
+    name = env_id.rsplit("-v", 1)[0]
+    for version in ("v4", "v3", "v2"):
+        if f"{name}-{version}" in table:
+            return f"{name}-{version}", dict(table[f"{name}-{version}"])
+    return "Ant-v4 (rl-zoo3's MuJoCo defaults)", dict(table["Ant-v4"])
+
+
+def _zoo_kwargs(hp: dict) -> tuple[int, dict, dict | None]:
+    """(n_envs, PPO kwargs, VecNormalize kwargs or None) from an rl-zoo3 entry, as its ExperimentManager reads
+    it: ``lin_X`` is a schedule falling linearly from X to 0, ``policy_kwargs`` a Python expression over nn."""
+    import torch.nn as nn
+    hp = dict(hp)
+    n_envs = int(hp.pop("n_envs", 1))
+    normalize = hp.pop("normalize", False)
+    for unused in ("n_timesteps", "policy", "env_wrapper", "callback", "frame_stack"):
+        hp.pop(unused, None)
+    for k in ("learning_rate", "clip_range"):
+        if isinstance(hp.get(k), str) and hp[k].startswith("lin_"):
+            start = float(hp[k][4:])
+            hp[k] = lambda progress, start=start: progress * start
+    if isinstance(hp.get("policy_kwargs"), str):
+        hp["policy_kwargs"] = eval(hp["policy_kwargs"], {"nn": nn, "dict": dict})  # noqa: S307 (rl-zoo3's own file)
+    norm = None
+    if normalize:
+        norm = {"gamma": hp.get("gamma", 0.99)}
+        if isinstance(normalize, str):
+            norm.update(eval(normalize, {"dict": dict}))  # noqa: S307
+    return n_envs, hp, norm
+
+
+def learn_zoo(env_id: str, seed: int, steps: int, out: str) -> dict:
+    """SB3 PPO with rl-zoo3's tuned hyperparameters for ``env_id`` (``zoo_hyperparams``), VecNormalize as
+    rl-zoo3 wraps it; the final policy is evaluated as ``learn_sb3``'s (10 deterministic episodes, eval seed
+    10000), through the training run's frozen observation statistics and with raw rewards."""
+    _threads()
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    source, hp = zoo_hyperparams(env_id)
+    n_envs, kwargs, norm = _zoo_kwargs(hp)
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if norm is not None:
+        venv = VecNormalize(venv, **norm)
+    model = PPO("MlpPolicy", venv, device="cpu", seed=seed, **kwargs)
+    curve: list[tuple[int, float]] = []
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Episodes(BaseCallback):
+        def _on_step(self):
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    curve.append((self.num_timesteps, float(info["episode"]["r"])))
+            return True
+
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=Episodes())
+    wall = time.perf_counter() - t0
+    Path(out).mkdir(parents=True, exist_ok=True)
+    model.save(str(Path(out) / "model.zip"))
+    eval_env = make_vec_env(env_id, n_envs=1, seed=10_000)
+    if norm is not None:
+        venv.save(str(Path(out) / "vecnormalize.pkl"))
+        eval_env = VecNormalize.load(str(Path(out) / "vecnormalize.pkl"), eval_env)
+        eval_env.training, eval_env.norm_reward = False, False
+    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True)
+    return {"final_return": float(mean), "final_std": float(std), "eval_episodes": 10, "wall_s": wall,
+            "env_steps": int(model.num_timesteps), "curve": curve, "num_envs": n_envs, "zoo_entry": source,
+            "hyperparameters": {k: (v if isinstance(v, (int, float, str, bool)) else repr(v))
+                                for k, v in hp.items()}}
+
+
 # --- scaling ------------------------------------------------------------------------------------------
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -151,7 +231,7 @@ def scale(env_id: str, num_envs: int, batch_size: int, iterations: int, backend:
             "rss_end_mb": _rss_mb(), "backend": config.env_backend}
 
 
-KINDS = {"learn_sb3": learn_sb3, "scale": scale}
+KINDS = {"learn_sb3": learn_sb3, "learn_zoo": learn_zoo, "scale": scale}
 
 if __name__ == "__main__":
     kind, kwargs = sys.argv[1], json.loads(sys.argv[2])

@@ -92,6 +92,28 @@ def test_queue_runs_skips_and_renders(tmp_path):
     assert "| CartPole-v1 | pg | --batch-size 256 | 1 |" in md
 
 
+def test_zoo_entries_become_sb3_arguments():
+    # An rl-zoo3 entry as its ppo.yml writes it (Hopper-v4's shape, with a schedule): what SB3 is given.
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.workers import _zoo_kwargs
+
+    entry = {"normalize": True, "n_envs": 1, "policy": "MlpPolicy", "n_timesteps": 1e6, "batch_size": 32,
+             "n_steps": 512, "gamma": 0.999, "learning_rate": "lin_3e-4", "clip_range": 0.2,
+             "policy_kwargs": "dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, "
+                              "net_arch=dict(pi=[256, 256], vf=[256, 256]))"}
+    n_envs, kwargs, norm = _zoo_kwargs(entry)
+    assert n_envs == 1 and norm == {"gamma": 0.999}
+    assert kwargs["learning_rate"](1.0) == 3e-4 and kwargs["learning_rate"](0.5) == 1.5e-4
+    assert kwargs["policy_kwargs"]["net_arch"] == {"pi": [256, 256], "vf": [256, 256]}
+    assert kwargs["policy_kwargs"]["activation_fn"].__name__ == "ReLU"
+    assert "n_timesteps" not in kwargs and "policy" not in kwargs and kwargs["n_steps"] == 512
+    _, _, norm = _zoo_kwargs({"normalize": "dict(norm_obs=True, norm_reward=False)", "gamma": 0.9999})
+    assert norm == {"gamma": 0.9999, "norm_obs": True, "norm_reward": False}
+    assert _zoo_kwargs({"policy": "MlpPolicy"})[2] is None
+
+
 @needs_sb3
 def test_learning_smallest(tmp_path):
     _suite(["learning", "--envs", "InvertedPendulum-v5", "--steps", "2048", "--seeds", "1", "--ppo-seeds", "0"],
