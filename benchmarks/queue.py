@@ -5,7 +5,8 @@ Each line of JOBS is ``ENV ALGORITHM SEED [robopg train options...]`` (``#`` sta
 preset for that rule, then the options), then ``robopg eval RUN --episodes 10 --json`` — the protocol of
 ``learning.md``: the final policy, deterministic, 10 episodes. One JSON line per finished run is appended to
 RESULTS (its eval return, the run's CPU time and wall time), so a queue stopped half way keeps what finished
-and, started again, skips the runs RESULTS already holds.
+and, started again, skips the runs RESULTS already holds. Both files are read again before each run: JOBS may
+be reordered or extended while the queue runs.
 """
 
 from __future__ import annotations
@@ -136,22 +137,31 @@ def main(argv: list[str] | None = None) -> int:
         args.render.write_text(render(args.out, args.title))
         print(f"wrote {args.render}")
         return 0
-    done = set()
-    if args.out.exists():
-        done = {key(json.loads(line)) for line in args.out.read_text().splitlines() if line.strip()}
-    todo = [j for j in parse_jobs(args.jobfile.read_text()) if key(j) not in done]
-    lock = threading.Lock()
+    lock, running = threading.Lock(), set()
+
+    def next_job() -> dict | None:
+        # JOBS and RESULTS are read again before every run: the list may be edited (reordered, extended) while
+        # the queue runs, and a run that another queue recorded meanwhile is not repeated.
+        done = set()
+        if args.out.exists():
+            done = {key(json.loads(line)) for line in args.out.read_text().splitlines() if line.strip()}
+        for job in parse_jobs(args.jobfile.read_text()):
+            if key(job) not in done and key(job) not in running:
+                running.add(key(job))
+                return job
+        return None
 
     def worker():
         while True:
             with lock:
-                if not todo:
-                    return
-                job = todo.pop(0)
+                job = next_job()
+            if job is None:
+                return
             print(f"{time.strftime('%H:%M:%S')} start {key(job)}", flush=True)
             row = run(job, args.runs, args.steps, args.nice)
             with lock, open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
+                running.discard(key(job))
             print(f"{time.strftime('%H:%M:%S')} done  {key(job)}: "
                   f"{row.get('mean_return', row.get('error', '?'))}", flush=True)
 
