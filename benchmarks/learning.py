@@ -57,8 +57,9 @@ def key(job: dict) -> str:
 def run_robopg(job: dict, steps: int, backend: str, work: Path) -> dict:
     run_dir = work / "robopg" / job["env"] / f"s{job['seed']}"
     exe = [sys.executable, "-m", "robopg.cli"]
-    train = [*exe, "train", job["env"], "--seed", str(job["seed"]), "--steps", str(steps), "--run-dir",
-             str(run_dir), "--no-tensorboard", "--overwrite", "--env-backend", backend, "--torch-threads", "1"]
+    train = [*exe, "train", job["env"], "--algorithm", "pg", "--seed", str(job["seed"]), "--steps", str(steps),
+             "--run-dir", str(run_dir), "--no-tensorboard", "--overwrite", "--env-backend", backend,
+             "--torch-threads", "1"]
     env = {**os.environ, **common.CHILD_ENV}
     t0 = time.perf_counter()
     subprocess.run(train, check=True, capture_output=True, text=True, env=env, cwd=work)

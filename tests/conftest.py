@@ -25,7 +25,8 @@ def tiny(env_id="CartPole-v1", **kw):
     """A config that trains in about a second."""
     from robopg import make_config
 
-    base = dict(steps=4096, num_envs=4, batch_size=512, tensorboard=False, checkpoint_every=2)
+    # pg unless told: these tests were written for the seed's rule, whatever a robot's default rule is.
+    base = dict(steps=4096, num_envs=4, batch_size=512, tensorboard=False, checkpoint_every=2, algorithm="pg")
     base.update(kw)
     return make_config(env_id, **base)
 

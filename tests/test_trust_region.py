@@ -493,7 +493,7 @@ def test_bad_algorithm_options_exit_2_naming_the_option(cli, tmp_path, args, opt
 
 
 def test_each_algorithm_starts_from_its_preset():
-    from robopg.presets import PRESETS, make_config
+    from robopg.presets import ALGORITHM_PRESETS, PRESETS, make_config
 
     pg = make_config("Hopper-v5", algorithm="pg")
     assert {k: getattr(pg, k) for k in PRESETS["Hopper-v5"]} == PRESETS["Hopper-v5"]
@@ -502,8 +502,22 @@ def test_each_algorithm_starts_from_its_preset():
     trpo = make_config("Hopper-v5", algorithm="trpo", max_kl=0.02).validate()
     assert trpo.lr_schedule == "constant" and trpo.option("max_kl") == 0.02 and trpo.option("cg_iters") == 10
     for algorithm in ("pg", "npg", "trpo", "ppo"):
-        for env_id in (*PRESETS, "Ant-v5"):
+        for env_id in (*PRESETS, *ALGORITHM_PRESETS["ppo"]):
             make_config(env_id, algorithm=algorithm).validate()
+
+
+def test_each_robot_defaults_to_its_measured_best_rule(cli, tmp_path):
+    from robopg.presets import DEFAULT_ALGORITHM, make_config
+
+    assert DEFAULT_ALGORITHM["HalfCheetah-v5"] == "ppo"
+    for env_id, rule in DEFAULT_ALGORITHM.items():
+        assert make_config(env_id).algorithm == rule
+        assert make_config(env_id, algorithm="pg").algorithm == "pg"  # a rule given wins
+    assert make_config("CartPole-v1").algorithm == "pg"  # robots without a measured better rule: pg
+    out = cli("train", "HalfCheetah-v5", "--steps", "512", "--num-envs", "2", "--batch-size", "256",
+              "--run-dir", tmp_path / "r", "--no-tensorboard")
+    assert out.returncode == 0, out.stderr
+    assert "algorithm: ppo" in (tmp_path / "r" / "config.yaml").read_text()
 
 
 def test_sweep_over_algorithms_then_compare_and_report(cli, tmp_path):
