@@ -249,9 +249,11 @@ PUSHER_TIPS_ARM, PUSHER_OBJECT, PUSHER_GOAL = 10, 11, 12
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
-    # np.linalg.norm of each row, as Gymnasium computes it for one env (sqrt of the sum of squares, in the
-    # same order: tests compare the two bit for bit).
-    return np.sqrt((v * v).sum(axis=1))
+    # np.linalg.norm of each row, as Gymnasium computes it for one env: sqrt(dot(v, v)), where the dot is BLAS's
+    # ddot, whose kernel may fuse multiply-adds (OpenBLAS on Intel Xeon does; a plain sum of squares then differs
+    # in the last bit). A stack of 1 x n @ n x 1 matmuls makes NumPy call that same ddot per row.
+    v = np.ascontiguousarray(v)
+    return np.sqrt(np.matmul(v[:, None, :], v[:, :, None])[:, 0, 0])
 
 
 def _reacher_vec(f: Fields) -> np.ndarray:
