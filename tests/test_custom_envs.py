@@ -191,7 +191,11 @@ def test_a_config_file_sits_between_the_preset_and_the_command_line(tmp_path):
     config = train_config(_train_args("--config", path, "--seed", "3"))
     assert config.env_id == "Hopper-v5" and config.lr == 3e-4 and config.steps == 500_000
     assert config.seed == 3 and config.hidden_sizes == [32, 32] and config.env_kwargs == {"forward_reward_weight": 2}
-    assert config.normalize_rewards and config.lr_schedule == "linear"  # the rest: Hopper's preset
+    from robopg import make_config
+
+    preset = make_config("Hopper-v5")  # the rest: the preset of Hopper's default rule
+    assert config.algorithm == preset.algorithm and config.normalize_rewards == preset.normalize_rewards
+    assert config.batch_size == preset.batch_size and config.lr_schedule == preset.lr_schedule
     assert train_config(_train_args("Walker2d-v5", "--config", path)).env_id == "Walker2d-v5"
 
 
