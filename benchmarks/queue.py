@@ -108,8 +108,9 @@ def render(results: Path, title: str) -> str:
             band = f" [{ci.low:,.0f}, {ci.high:,.0f}]" if ci.low is not None else ""
             iqm = f"**{ci.point:,.1f}**{band}" if abs(ci.point) < 100 else f"**{ci.point:,.0f}**{band}"
             target = TARGETS.get(env)
-            verdict = "" if target is None else (f"≥ {target:,} ({'met' if ci.point >= target else 'missed'}"
-                                                 f"{'' if len(ok) >= 5 else f', {len(ok)} of 5 seeds'})")
+            above = ci.point >= target if target is not None else False
+            verdict = ("" if target is None else f"≥ {target:,} ({'met' if above else 'missed'})" if len(ok) >= 5
+                       else f"≥ {target:,} (not established: {len(ok)} of 5 seeds, {'above' if above else 'below'})")
         else:
             iqm, verdict = "–", ""
         seeds = ", ".join(f"{r['seed']}: {r['mean_return']:,.1f}" for r in ok)
