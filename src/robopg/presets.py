@@ -42,6 +42,8 @@ DEFAULT_ALGORITHM: dict[str, str] = {
     "HalfCheetah-v5": "ppo",
     # PPO at 1M steps, seeds 0-4: 3,391, 2,011, 3,412, 3,297, 3,425 (IQM 3,367); pg's preset: IQM 2,630.
     "Hopper-v5": "ppo",
+    # PPO at 1M steps, seeds 0-4: 4,720, 4,841, 5,551, 2,836, 1,728 (IQM 4,132); pg's preset: IQM 3,431.
+    "Walker2d-v5": "ppo",
 }
 
 # pg's own step settings, which the robot presets above tune for pg: another rule starts without them.
@@ -71,8 +73,7 @@ ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # best of 5 seeds 2,755): those.
         "Hopper-v5": dict(_SB3_PPO),
         # rl-zoo3's tuned Walker2d values (_ZOO_MUJOCO, minibatch 32, 20 epochs, lr 5.05e-5, clip 0.1) reached 753
-        # at 1M steps (seed 0; pg's preset 4,184 on that seed): Hopper's instead, being measured
-        # (benchmarks/results/trust-region-runs.md).
+        # at 1M steps (seed 0; pg's preset 4,184 on that seed). Hopper's (SB3's defaults): IQM 4,132 over 5 seeds.
         "Walker2d-v5": dict(_SB3_PPO),
         # rl-zoo3's "mujoco defaults" for Ant, with robopg's initial log-std. Measured at 1M steps: 1,908 (seed 0).
         "Ant-v5": dict(_SB3_PPO, init_log_std=-0.5),
