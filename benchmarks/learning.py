@@ -112,6 +112,10 @@ def summarize(runs: dict, args) -> dict:
     return table
 
 
+TRUST_REGION_POINTER = (
+    "This suite measures `pg` (each robot's `pg` preset) against SB3. The trust-region rules' table (PPO, TRPO and "
+    "NPG against the issue-12 targets on nine robots, 1M steps) is [trust-region-runs.md](trust-region-runs.md), "
+    "made by `python -m benchmarks.queue`.")
 ALGOS = ("robopg", "a2c", "ppo", "zoo")
 NAMES = {"robopg": "robopg (preset: GAE + value, 16 envs, 1024-step batches)",
          "a2c": f"SB3 A2C defaults ({A2C_ENVS} envs)", "ppo": f"SB3 PPO defaults ({PPO_ENVS} env)",
@@ -166,6 +170,7 @@ def figures(runs: dict, args) -> list[str]:
 
 def markdown(meta: dict, runs: dict, table: dict, figs: list[str], args, pending: list[str]) -> list[str]:
     md = common.header(f"Learning: return vs env steps ({args.steps:,} steps per run)", meta)
+    md += [TRUST_REGION_POINTER, ""]
     carried = sorted({(r["made_by"]["started"], r["made_by"]["robopg_commit"], r["made_by"]["command"])
                       for r in runs.values() if "made_by" in r})
     for started, commit, command in carried:
