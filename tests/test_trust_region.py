@@ -347,26 +347,31 @@ def _one_update(config, rollout, seed=0):
     return policy
 
 
+def _sampled_batch(config):
+    """One batch sampled by a fresh policy of ``config`` (torch seed 0), and that policy's spaces' env."""
+    from robopg.envs import make_vector_env
+    from robopg.policies import make_policy
+    from robopg.sampler import Sampler
+
+    torch.manual_seed(0)
+    venv = make_vector_env(config.env_id, config.num_envs)
+    sampler = Sampler(venv, make_policy(config, venv.single_observation_space, venv.single_action_space),
+                      config.batch_size, config.resolved_batch_mode(), config.seed)
+    rollout = sampler.collect()
+    sampler.close()
+    return rollout, venv
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "InvertedPendulum-v5"])  # autograd; Gaussian: by hand
 @pytest.mark.parametrize("kw", [dict(estimator="gae", baseline="value", normalize_rewards=True),
                                 dict(estimator="rtg", baseline="mean", entropy_coef=0.01),
                                 dict(estimator="reinforce", baseline="none")])
 def test_one_epoch_of_one_full_minibatch_is_pgs_gradient(kw, env_id):
     # Through the whole update (compute_weights, the loss, the entropy bonus): PPO's first gradient is pg's.
-    from robopg.envs import make_vector_env
-    from robopg.sampler import Sampler
-
     from .conftest import tiny
 
     pg = tiny(env_id, algorithm="pg", **kw)
-    torch.manual_seed(0)
-    venv = make_vector_env(pg.env_id, pg.num_envs)
-    from robopg.policies import make_policy
-
-    sampler = Sampler(venv, make_policy(pg, venv.single_observation_space, venv.single_action_space),
-                      pg.batch_size, pg.resolved_batch_mode(), pg.seed)
-    rollout = sampler.collect()
-    sampler.close()
+    rollout, _ = _sampled_batch(pg)
     ppo = tiny(env_id, algorithm="ppo", epochs=1, minibatch_size=pg.batch_size, **kw)
     a, b = _one_update(pg, rollout), _one_update(ppo, rollout)
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
@@ -419,20 +424,13 @@ def test_ppo_update_by_hand_equals_the_autograd_update(monkeypatch):
     # A whole PPO update (4 epochs x 8 minibatches, gradient clipping, entropy bonus) on a Gaussian policy:
     # the hand-written gradients and autograd's differ only in float32 rounding.
     from robopg.algorithms.ppo import PPO
-    from robopg.envs import make_vector_env
     from robopg.policies import make_policy
-    from robopg.sampler import Sampler
 
     from .conftest import tiny
 
     config = tiny("InvertedPendulum-v5", algorithm="ppo", epochs=4, minibatch_size=64, entropy_coef=0.01,
                   max_grad_norm=0.5, batch_size=512)
-    torch.manual_seed(0)
-    venv = make_vector_env(config.env_id, config.num_envs)
-    sampler = Sampler(venv, make_policy(config, venv.single_observation_space, venv.single_action_space),
-                      config.batch_size, config.resolved_batch_mode(), config.seed)
-    rollout = sampler.collect()
-    sampler.close()
+    rollout, venv = _sampled_batch(config)
     monkeypatch.setattr(PPO, "hand_backward", False)
     reference = _one_update(config, rollout)
     monkeypatch.setattr(PPO, "hand_backward", True)
