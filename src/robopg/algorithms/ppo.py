@@ -19,7 +19,7 @@ import torch
 
 from .. import losses
 from ..errors import NonFiniteError
-from ..optim import adam_step, clip_grad_norm
+from ..optim import Adam, clip_grad_norm
 from ..policies import Policy
 from ..sampler import Rollout
 from .critic import Critic
@@ -40,7 +40,7 @@ class PPO:
         c = self.config = config
         self.policy = policy
         # fused: one kernel for all parameters (as pg's optimiser).
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=c.lr, fused=True)
+        self.optimizer = Adam(policy.parameters(), lr=c.lr)
         self.critic = Critic(config, policy, num_envs)
         self.value = self.critic.value
         self.clip_range, self.epochs = c.option("clip_range"), c.option("epochs")
@@ -129,7 +129,7 @@ class PPO:
         grad_norm = float(clip_grad_norm(params, c.max_grad_norm if c.max_grad_norm > 0 else math.inf))
         if not math.isfinite(grad_norm):
             raise NonFiniteError(f"non-finite policy gradient at iteration {iteration}")
-        adam_step(self.optimizer)
+        self.optimizer.step()
         clip_fraction = float(((ratio - 1.0).abs() > self.clip_range).float().mean())
         return {"policy_loss": float(surrogate.detach()), "clip_fraction": clip_fraction, "grad_norm": grad_norm}
 

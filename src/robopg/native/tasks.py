@@ -37,8 +37,10 @@ class Fields:
 
 # observe(fields) -> obs [N, obs_dim] float64
 Observe = Callable[[Fields], np.ndarray]
-# outcome(fields, x_before [N], action [N, nu], dt) -> (reward [N] float64, terminated [N] bool)
-Outcome = Callable[[Fields, np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+# outcome(fields, x_velocity [N], action [N, nu]) -> (reward [N] float64, terminated [N] bool), where x_velocity is
+# Gymnasium's (x_after - x_before) / dt of the task's x_position (the step reads x_after once, for this and for
+# the next step's x_before)
+Outcome = Callable[[Fields, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # reset_noise(rng, init_qpos, init_qvel) -> (qpos, qvel): one env's draws, in Gymnasium's order
 ResetNoise = Callable[[np.random.Generator, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -97,7 +99,7 @@ def _pendulum_obs(f: Fields) -> np.ndarray:
     return np.concatenate([f.qpos, f.qvel], axis=1)
 
 
-def _pendulum_outcome(f, x_before, action, dt):
+def _pendulum_outcome(f, x_velocity, action):
     obs = _pendulum_obs(f)
     terminated = ~np.isfinite(obs).all(axis=1) | (np.abs(obs[:, 1]) > 0.2)
     # Gymnasium: reward = int(not terminated), so the terminating step earns 0.
@@ -112,7 +114,7 @@ def _double_pendulum_obs(f: Fields) -> np.ndarray:
                           axis=1)
 
 
-def _double_pendulum_outcome(f, x_before, action, dt):
+def _double_pendulum_outcome(f, x_velocity, action):
     tip = f.derived["site_xpos"][:, 0]  # the tip site's position, as Gymnasium reads data.site_xpos[0]
     x, y = tip[:, 0], tip[:, 2]
     terminated = y <= 1
@@ -133,8 +135,7 @@ def _skip_x_clipped_vel_obs(f: Fields) -> np.ndarray:
     return np.concatenate([f.qpos[:, 1:], np.clip(f.qvel, -10, 10)], axis=1)
 
 
-def _cheetah_outcome(f, x_before, action, dt):
-    x_velocity = (f.qpos[:, 0] - x_before) / dt
+def _cheetah_outcome(f, x_velocity, action):
     reward = 1.0 * x_velocity - _ctrl_cost(0.1, action)
     return reward, np.zeros(len(reward), dtype=bool)
 
@@ -154,8 +155,7 @@ def _walker_healthy(f: Fields) -> np.ndarray:
 
 
 def _walking_outcome(healthy_fn: Callable[[Fields], np.ndarray]) -> Outcome:
-    def outcome(f, x_before, action, dt):
-        x_velocity = (f.qpos[:, 0] - x_before) / dt
+    def outcome(f, x_velocity, action):
         healthy = healthy_fn(f)
         reward = (1.0 * x_velocity + healthy * 1.0) - _ctrl_cost(1e-3, action)
         return reward, ~healthy
@@ -177,8 +177,7 @@ def _ant_x(f: Fields) -> np.ndarray:
     return f.derived["xpos"][:, 1, 0]  # data.body(main_body=1).xpos[0]
 
 
-def _ant_outcome(f, x_before, action, dt):
-    x_velocity = (_ant_x(f) - x_before) / dt
+def _ant_outcome(f, x_velocity, action):
     z = f.qpos[:, 2]
     state = np.concatenate([f.qpos, f.qvel], axis=1)  # state_vector()
     healthy = np.isfinite(state).all(axis=1) & (0.2 <= z) & (z <= 1.0)
@@ -209,8 +208,7 @@ def _square_sum(x: np.ndarray) -> np.ndarray:
     return np.square(x).reshape(len(x), -1).sum(axis=1)
 
 
-def _humanoid_outcome(f, x_before, action, dt):
-    x_velocity = (_mass_center_x(f) - x_before) / dt
+def _humanoid_outcome(f, x_velocity, action):
     z = f.qpos[:, 2]
     healthy = (1.0 < z) & (z < 2.0)
     # The control cost reads data.ctrl (float64), not the action: the action as MuJoCo stores it.
@@ -220,7 +218,7 @@ def _humanoid_outcome(f, x_before, action, dt):
     return reward, ~healthy
 
 
-def _standup_outcome(f, x_before, action, dt):
+def _standup_outcome(f, x_velocity, action):
     uph_cost = (f.qpos[:, 2] - 0) / f.model["opt.timestep"]
     quad_ctrl_cost = 0.1 * _square_sum(action.astype(np.float64))
     quad_impact_cost = np.clip(0.5e-6 * _square_sum(f.derived["cfrc_ext"]), -np.inf, 10.0)
@@ -237,8 +235,7 @@ def _skip_xy_obs(f: Fields) -> np.ndarray:
     return np.concatenate([f.qpos[:, 2:], f.qvel], axis=1)
 
 
-def _swimmer_outcome(f, x_before, action, dt):
-    x_velocity = (f.qpos[:, 0] - x_before) / dt
+def _swimmer_outcome(f, x_velocity, action):
     return 1.0 * x_velocity - _ctrl_cost(1e-4, action), np.zeros(len(x_velocity), dtype=bool)
 
 
@@ -267,7 +264,7 @@ def _reacher_obs(f: Fields) -> np.ndarray:
                           axis=1)
 
 
-def _reacher_outcome(f, x_before, action, dt):
+def _reacher_outcome(f, x_velocity, action):
     reward_dist = -_norm(_reacher_vec(f)) * 1
     reward_ctrl = -np.square(action).sum(axis=1) * 1
     return reward_dist + reward_ctrl, np.zeros(len(reward_dist), dtype=bool)
@@ -291,7 +288,7 @@ def _pusher_obs(f: Fields) -> np.ndarray:
                            xpos[:, PUSHER_GOAL]], axis=1)
 
 
-def _pusher_outcome(f, x_before, action, dt):
+def _pusher_outcome(f, x_velocity, action):
     xpos = f.derived["xpos"]
     reward_near = -_norm(xpos[:, PUSHER_OBJECT] - xpos[:, PUSHER_TIPS_ARM]) * 0.5
     reward_dist = -_norm(xpos[:, PUSHER_OBJECT] - xpos[:, PUSHER_GOAL]) * 1

@@ -198,8 +198,9 @@ class NativeVectorEnv(VectorEnv):
         if self._post:
             self._post_constraint()
         obs = task.observe(f)
-        reward, terminated = task.outcome(f, self._x_before, action, self._dt)
-        self._x_before[:] = task.x_position(f)
+        x = task.x_position(f)
+        reward, terminated = task.outcome(f, (x - self._x_before) / self._dt, action)
+        self._x_before[:] = x
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
         ended = terminated | truncated
@@ -268,15 +269,16 @@ class NativeVectorEnv(VectorEnv):
     def _post_constraint(self) -> None:
         """What Gymnasium's ``mj_rnePostConstraint`` after ``mj_step`` gives each env (Ant's contact forces):
         one C call per env on a copy of its MjData (~5% of Ant's physics time, measured), bit-identical."""
-        scratch, out = self._scratch, self._fields.derived
+        scratch, model, get_data = self._scratch, self.model, self._batch.get_data
+        outs = [(self._fields.derived[name], name) for name in self._post]
         for i in range(self.num_envs):
-            self._batch.get_data(i, scratch)
+            get_data(i, scratch)
             # The shared model serves every env: cfrc_ext reads the contact forces and frames in the env's
             # MjData, not the model's parameters (its per-env gravity reaches only cacc and cfrc_int, which no
             # formula reads; tests/test_physics.py compares Humanoid's cfrc_ext under per-env physics).
-            mujoco.mj_rnePostConstraint(self.model, scratch)
-            for name in self._post:
-                out[name][i] = getattr(scratch, name)
+            mujoco.mj_rnePostConstraint(model, scratch)
+            for out, name in outs:
+                out[i] = getattr(scratch, name)
 
     def _per_env_seeds(self, seed) -> list[int | None]:
         if seed is None:
