@@ -332,8 +332,8 @@ def test_a_line_search_that_accepts_everything_is_caught():
 
 # --- the rules in the runner --------------------------------------------------------------------------------
 
-def _one_update(config, rollout, seed=0):
-    """A fresh algorithm from ``config`` (its value net seeded alike), one update on ``rollout``; the policy."""
+def _updated(config, rollout, seed=0):
+    """A fresh algorithm from ``config`` (its value net seeded alike), after one update on ``rollout``."""
     from robopg.algorithms import make_algorithm
     from robopg.envs import make_vector_env
     from robopg.policies import make_policy
@@ -344,7 +344,12 @@ def _one_update(config, rollout, seed=0):
     venv.close()
     algorithm = make_algorithm(config, policy, config.num_envs)
     algorithm.update(rollout, 1, 0.0)
-    return policy
+    return algorithm
+
+
+def _one_update(config, rollout, seed=0):
+    """The policy after one update of a fresh algorithm (``_updated``)."""
+    return _updated(config, rollout, seed).policy
 
 
 def _sampled_batch(config):
@@ -443,6 +448,82 @@ def test_ppo_update_by_hand_equals_the_autograd_update(monkeypatch):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)
 
 
+# --- --recompute-advantages ---------------------------------------------------------------------------------
+
+def _state(algorithm):
+    return [p.detach().clone() for m in algorithm.modules() for p in m.parameters()]
+
+
+def _scaler_state(algorithm) -> bytes:
+    import pickle
+
+    return pickle.dumps(algorithm.critic.reward_scaler.state_dict())
+
+
+def test_recompute_advantages_with_one_epoch_is_plain_ppo_with_one_value_pass():
+    # One epoch: the policy pass, then one value pass, nothing recomputed: exactly PPO with --value-epochs 1.
+    from .conftest import tiny
+
+    kw = dict(algorithm="ppo", epochs=1, minibatch_size=64, batch_size=512, normalize_rewards=True)
+    plain = tiny("InvertedPendulum-v5", value_epochs=1, **kw)
+    rollout, _ = _sampled_batch(plain)
+    a = _updated(plain, rollout)
+    b = _updated(tiny("InvertedPendulum-v5", value_epochs=5, recompute_advantages=True, **kw), rollout)
+    for p, q in zip(_state(a), _state(b)):
+        assert torch.equal(p, q)
+    assert _scaler_state(a) == _scaler_state(b)
+
+
+def test_recompute_advantages_weighs_each_epoch_with_the_refitted_value(monkeypatch):
+    # Each epoch's Psi is GAE with V after the passes before it (and the rewards scaled once, as the first
+    # epoch's): checked against estimators.weights called on V's values at that moment.
+    from robopg.algorithms.critic import Critic
+
+    from .conftest import tiny
+
+    config = tiny("InvertedPendulum-v5", algorithm="ppo", epochs=3, minibatch_size=64, batch_size=512,
+                  value_minibatches=8, normalize_rewards=True, normalize_advantages=False,
+                  recompute_advantages=True)
+    rollout, _ = _sampled_batch(config)
+    seen, fits = [], []
+    reweigh, fit = Critic.reweigh, Critic.fit
+
+    def spy_reweigh(self, ro, w):
+        with torch.no_grad():
+            values = self.value(torch.as_tensor(ro.obs)).double().numpy()
+            next_values = self.value(torch.as_tensor(ro.next_obs)).double().numpy()
+        expected, _ = est.weights("gae", "value", w.rewards, ro.terminated, ro.truncated, ro.mask, config.gamma,
+                                  config.lam, values, next_values)
+        new = reweigh(self, ro, w)
+        seen.append((new.psi, torch.as_tensor(expected[ro.mask], dtype=torch.float32), w.psi))
+        return new
+
+    def spy_fit(self, w, iteration, clip=None, epochs=None):
+        fits.append(epochs)
+        return fit(self, w, iteration, clip, epochs)
+
+    monkeypatch.setattr(Critic, "reweigh", spy_reweigh)
+    monkeypatch.setattr(Critic, "fit", spy_fit)
+    algorithm = _updated(config, rollout)
+    assert fits == [1, 1, 1] and len(seen) == 2  # a value pass after every epoch, Psi anew before the 2nd and 3rd
+    for new, expected, before in seen:
+        assert torch.equal(new, expected)
+        assert float((new - before).abs().max()) > 1e-3  # V really moved between epochs
+    # The scaler learned from the batch once: as a plain update leaves it.
+    plain = tiny("InvertedPendulum-v5", algorithm="ppo", epochs=3, minibatch_size=64, batch_size=512,
+                 value_minibatches=8, normalize_rewards=True, normalize_advantages=False)
+    assert _scaler_state(_updated(plain, rollout)) == _scaler_state(algorithm)
+
+
+def test_recompute_advantages_needs_a_value_function():
+    from robopg.config import ConfigError
+
+    from .conftest import tiny
+
+    with pytest.raises(ConfigError, match="recompute_advantages|recompute-advantages"):
+        tiny("CartPole-v1", algorithm="ppo", estimator="rtg", baseline="mean", recompute_advantages=True).validate()
+
+
 HUGE_REWARD = "robopg-test/HugeReward-v0"
 # Rewards of 1e308 from the 150th step: finite, but returns summed over them are not.
 gym.register(HUGE_REWARD, entry_point="tests.test_training:NaNRewardEnv", max_episode_steps=20,
@@ -480,6 +561,7 @@ def test_non_finite_stops_naming_iteration_and_quantity(tmp_path, algorithm, qua
     (["--algorithm", "trpo", "--max-grad-norm", "0.5"], "--max-grad-norm"),
     (["--algorithm", "npg", "--lr-schedule", "linear"], "--lr-schedule"),
     (["--algorithm", "ppo", "--desired-kl", "0.01", "--lr-schedule", "linear"], "--desired-kl"),
+    (["--recompute-advantages"], "--recompute-advantages"),                       # a PPO option with pg
     (["--algorithm", "ppo", "--estimator", "rtg", "--baseline", "optimal"], "--baseline"),
     (["--algorithm", "sac"], "--algorithm"),
 ])

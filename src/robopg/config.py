@@ -36,11 +36,13 @@ ALGORITHMS = ("pg", "npg", "trpo", "ppo")
 ALGORITHM_OPTIONS = {
     "clip_range": ("ppo",), "epochs": ("ppo",), "minibatch_size": ("ppo",), "value_clip": ("ppo",),
     "normalize_minibatch_advantages": ("ppo",), "target_kl": ("ppo",), "desired_kl": ("ppo",),
+    "recompute_advantages": ("ppo",),
     "max_kl": ("npg", "trpo"), "cg_iters": ("npg", "trpo"), "cg_damping": ("npg", "trpo"), "backtracks": ("trpo",),
 }
 ALGORITHM_DEFAULTS = {
     "clip_range": 0.2, "epochs": 10, "minibatch_size": 64, "value_clip": None, "normalize_minibatch_advantages": False,
-    "target_kl": None, "desired_kl": None, "max_kl": 0.01, "cg_iters": 10, "cg_damping": 0.1, "backtracks": 10,
+    "target_kl": None, "desired_kl": None, "recompute_advantages": False,
+    "max_kl": 0.01, "cg_iters": 10, "cg_damping": 0.1, "backtracks": 10,
 }
 
 
@@ -154,6 +156,10 @@ class Config:
     desired_kl: float = _f(None, "PPO: adapt the learning rate to the measured KL (rsl_rl's schedule: /1.5 above "
                            "2 x this, x1.5 below half of it; not given: the --lr-schedule).",
                            check="optional_positive")
+    recompute_advantages: bool = _f(None, "PPO: before each epoch, compute Psi and V's targets afresh with the "
+                                    "value function as it is then, and fit V by one pass of --value-minibatches "
+                                    "steps after each epoch (instead of --value-epochs passes after the last); "
+                                    "Tianshou's recompute_adv (not given: no).", check="optional_bool")
     max_kl: float = _f(None, "NPG/TRPO: the KL radius of each step, mean KL(old || new) over the batch's states "
                        "(not given: 0.01).", check="optional_positive")
     cg_iters: int = _f(None, "NPG/TRPO: conjugate-gradient iterations solving F x = g (not given: 10).",
@@ -283,6 +289,9 @@ class Config:
             if self.option("minibatch_size") > self.batch_size:
                 raise _bad("minibatch_size", f"{self.minibatch_size} is larger than the batch (--batch-size "
                            f"{self.batch_size})")
+            if self.recompute_advantages and self.baseline != "value":
+                raise _bad("recompute_advantages", "recomputes Psi with the value function as it is fitted: it needs "
+                           "--baseline value")
             if self.desired_kl is not None and self.lr_schedule != "constant":
                 raise _bad("desired_kl", f"adapts the learning rate itself: drop --lr-schedule {self.lr_schedule}")
         if a != "pg" and self.baseline == "optimal":

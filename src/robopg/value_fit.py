@@ -46,11 +46,14 @@ class ValueFit:
         self.optimizer = make_value_optimizer(value, lr)
         self.epochs, self.minibatches = epochs, minibatches
 
-    def fit(self, obs: torch.Tensor, targets: torch.Tensor, old_values: torch.Tensor) -> dict[str, float]:
-        """Fit to (obs [n, obs_dim], targets [n]); ``old_values`` [n] are V before the fit, for the explained
-        variance. NonFiniteError (without the iteration: the caller adds it) if a loss is not finite."""
+    def fit(self, obs: torch.Tensor, targets: torch.Tensor, old_values: torch.Tensor, epochs: int | None = None
+            ) -> dict[str, float]:
+        """Fit to (obs [n, obs_dim], targets [n]) by ``epochs`` passes (not given: the fit's own); ``old_values``
+        [n] are V before the fit, for the explained variance. NonFiniteError (without the iteration: the caller
+        adds it) if a loss is not finite."""
         size = max(1, obs.shape[0] // self.minibatches)
-        step_losses = fit_value(self.value, self.optimizer, obs, targets, self.epochs, size)
+        step_losses = fit_value(self.value, self.optimizer, obs, targets, self.epochs if epochs is None else epochs,
+                                size)
         # Checked once, not per step (each check waits for the value): a non-finite loss raises before the
         # parameters it spoiled can reach a checkpoint.
         if not torch.isfinite(step_losses).all():

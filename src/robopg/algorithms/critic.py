@@ -33,17 +33,24 @@ class Critic:
     def weights(self, rollout: Rollout) -> Weights:
         return compute_weights(self.config, rollout, self.value, self.reward_scaler)
 
-    def fit(self, w: Weights, iteration: int, clip: float | None = None) -> dict[str, float]:
+    def reweigh(self, rollout: Rollout, w: Weights) -> Weights:
+        """``w``'s batch weighed again with the value function as it is now (the rewards as scaled then)."""
+        return compute_weights(self.config, rollout, self.value, None, rewards=w.rewards)
+
+    def fit(self, w: Weights, iteration: int, clip: float | None = None, epochs: int | None = None
+            ) -> dict[str, float]:
+        """Fit V to ``w``'s targets: ``epochs`` passes (not given: --value-epochs)."""
         if self.value_fit is None:
             return {}
+        epochs = self.value_fit.epochs if epochs is None else epochs
         try:
             if clip is None:
-                return self.value_fit.fit(w.value_inputs, w.targets, w.old_values)
-            return self._fit_clipped(w, clip)
+                return self.value_fit.fit(w.value_inputs, w.targets, w.old_values, epochs)
+            return self._fit_clipped(w, clip, epochs)
         except NonFiniteError as e:
             raise NonFiniteError(f"{e} at iteration {iteration}") from None
 
-    def _fit_clipped(self, w: Weights, clip: float) -> dict[str, float]:
+    def _fit_clipped(self, w: Weights, clip: float, epochs: int) -> dict[str, float]:
         """PPO's value clipping: the same epochs, minibatches and Adam as ``ValueFit``, on the clipped loss
         (autograd: the hand backward pass of ``ValueFunction`` is for the plain squared error)."""
         fit, value = self.value_fit, self.value
@@ -52,7 +59,7 @@ class Critic:
         with torch.no_grad():
             x = value.normalizer(w.value_inputs)
         step_losses = []
-        for _ in range(fit.epochs):
+        for _ in range(epochs):
             perm = torch.randperm(n)
             for start in range(0, n, size):
                 rows = perm[start:start + size]

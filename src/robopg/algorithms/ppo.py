@@ -6,6 +6,7 @@ the same Psi as ``pg``.
                                (approximate KL to pi_old: stop the epochs above 1.5 x --target-kl; adapt
                                the learning rate to --desired-kl, rsl_rl's schedule); clip the gradient; Adam
     then fit V (optionally clipped) and update the observation normaliser
+    (--recompute-advantages: V takes one pass after each epoch, and each epoch's Psi comes from V as it is then)
 
 At ratio 1 the clipped surrogate's gradient is the vanilla policy gradient with the same Psi, so one epoch of
 one full-batch minibatch is ``pg``'s step (``tests/test_trust_region.py``).
@@ -14,6 +15,7 @@ one full-batch minibatch is ``pg``'s step (``tests/test_trust_region.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -51,9 +53,29 @@ class PPO:
     def update(self, rollout: Rollout, iteration: int, progress: float) -> dict[str, float]:
         self._anneal(progress)
         w = self.critic.weights(rollout)
-        stats = self.policy_epochs(w, iteration)
-        stats.update(self.critic.fit(w, iteration, self.config.option("value_clip")))
+        clip = self.config.option("value_clip")
+        if self.config.option("recompute_advantages"):
+            stats = self._recomputing_epochs(rollout, w, iteration, clip)
+        else:
+            stats = self.policy_epochs(w, iteration)
+            stats.update(self.critic.fit(w, iteration, clip))
         self.policy.normalizer.update(rollout.obs[rollout.mask])
+        return stats
+
+    def _recomputing_epochs(self, rollout: Rollout, w: Weights, iteration: int, clip: float | None
+                            ) -> dict[str, float]:
+        """--recompute-advantages: V takes one pass after each policy epoch, and the next epoch's Psi comes from
+        the V so refitted. Statistics of V: the mean loss over the passes, the explained variance of the first."""
+        fits = []
+
+        def refit(w: Weights, last: bool) -> Weights:
+            fits.append(self.critic.fit(w, iteration, clip, epochs=1))
+            return w if last else self.critic.reweigh(rollout, w)
+
+        stats = self.policy_epochs(w, iteration, refit)
+        if fits and fits[0]:
+            stats.update(value_loss=sum(f["value_loss"] for f in fits) / len(fits),
+                         explained_variance=fits[0]["explained_variance"])
         return stats
 
     def _anneal(self, progress: float) -> None:
@@ -63,8 +85,10 @@ class PPO:
         for g in self.optimizer.param_groups:
             g["lr"] = self.config.lr * max(frac, 0.0)
 
-    def policy_epochs(self, w: Weights, iteration: int) -> dict[str, float]:
-        """Epochs x minibatches on the batch of ``w``; returns their statistics."""
+    def policy_epochs(self, w: Weights, iteration: int,
+                      after_epoch: Callable[[Weights, bool], Weights] | None = None) -> dict[str, float]:
+        """Epochs x minibatches on the batch of ``w``; returns their statistics. ``after_epoch(w, last)``, if
+        given, runs after each epoch (``last``: no epoch follows) and returns the weights of the next."""
         with torch.no_grad():
             old_log_prob, entropy = self.policy.log_prob_entropy(w.obs, w.actions)
             # The normaliser is fixed until the epochs end: normalise the batch once.
@@ -73,7 +97,7 @@ class PPO:
         n = w.obs.shape[0]
         num_minibatches = max(1, n // self.minibatch_size)
         done, sums, stopped = 0, {"policy_loss": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}, False
-        for _ in range(self.epochs):
+        for epoch in range(self.epochs):
             for rows in torch.randperm(n).tensor_split(num_minibatches):
                 mb = self._minibatch_step(w, old_log_prob, rows, iteration, x)
                 if mb is None:
@@ -82,6 +106,8 @@ class PPO:
                 done += 1
                 for k in sums:
                     sums[k] += mb[k]
+            if after_epoch is not None:
+                w = after_epoch(w, stopped or epoch == self.epochs - 1)
             if stopped:
                 break
         with torch.no_grad():

@@ -24,6 +24,7 @@ class Weights:
     targets: torch.Tensor | None    # [n] float32: the value function's regression targets
     old_values: torch.Tensor | None  # [n] float32: V(s_t) before this update (for explained variance)
     critic_obs: torch.Tensor | None = None  # [n, obs_dim + k]: a privileged value function's inputs (s_t, c)
+    rewards: np.ndarray | None = None  # [T, N]: the rewards Psi was computed from (after reward scaling)
 
     @property
     def value_inputs(self) -> torch.Tensor:
@@ -32,10 +33,15 @@ class Weights:
 
 
 def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
-                    reward_scaler: RewardScaler | None) -> Weights:
-    """Psi_t as ``config.estimator`` and ``config.baseline`` say, then normalised if asked."""
+                    reward_scaler: RewardScaler | None, rewards: np.ndarray | None = None) -> Weights:
+    """Psi_t as ``config.estimator`` and ``config.baseline`` say, then normalised if asked. ``rewards``: those
+    of an earlier ``Weights`` of the same rollout, to compute Psi again with a refitted value function (the
+    scaler, which learns from each batch it scales, is then not called)."""
     c, m = config, rollout.mask
-    rewards = rollout.rewards
+    if rewards is None:
+        rewards = rollout.rewards
+    elif reward_scaler is not None:
+        raise ValueError("rewards given (already scaled) and a reward scaler: a batch is scaled once")
     if reward_scaler is not None:
         rewards = reward_scaler.scale(rollout.rewards, rollout.terminated, rollout.truncated, m)
     values = next_values = critic_obs = None
@@ -57,7 +63,7 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
     return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
                    torch.as_tensor(psi[m], dtype=torch.float32),
                    None if targets is None else torch.as_tensor(targets[m], dtype=torch.float32),
-                   None if values is None else torch.as_tensor(values[m], dtype=torch.float32), critic_obs)
+                   None if values is None else torch.as_tensor(values[m], dtype=torch.float32), critic_obs, rewards)
 
 
 def privileged_inputs(obs: np.ndarray, context: np.ndarray | None) -> np.ndarray:
