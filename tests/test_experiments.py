@@ -196,7 +196,8 @@ def test_sweep_interrupted_and_restarted_finishes_every_run(cli, capsys, tmp_pat
     # Run a third time: nothing left to do.
     code, third, _ = robopg_main(capsys, "sweep", d)
     assert code == 0 and "4 already finished, 0 to run" in third
-    code, res, _ = robopg_main(capsys, "compare", d, "--json", "--no-figure")
+    code, res, err = robopg_main(capsys, "compare", d, "--json", "--no-figure")
+    assert code == 0, err
     res = json.loads(res)
     assert [a["label"] for a in res["arms"]] == ["reinforce", "rtg+value"]
     assert all(a["final_return"]["n"] == 2 for a in res["arms"])
