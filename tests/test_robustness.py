@@ -112,3 +112,24 @@ def test_env_without_parameters_and_corrupt_or_foreign_runs(cli, trained_cartpol
         # (torch may warn about the damaged pickle first; the error itself is one line)
         assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("robopg: error:"), out.stderr
         assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_experiment_summary_with_one_seed_and_with_two(cli, hopper_run, tmp_path):
+    # The experiment's table: an IQM with its bootstrap interval per arm, and no interval from one seed alone.
+    from argparse import Namespace
+
+    from robopg.experiments.robustness_experiment import summarize
+
+    out = cli("robustness", hopper_run, "--grid", "mass=0.8:1.2:2", "friction=0.8:1.2:2", "--episodes", "1",
+              "--out", tmp_path / "m")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "m" / "robustness.json").read_text())
+    other = dict(doc, nominal_return=doc["nominal_return"] + 100.0)
+    args = Namespace(steps=2048, grid=["mass=0.8:1.2:2", "friction=0.8:1.2:2"], episodes=1, randomize="mass=0.5:1.5")
+    one = summarize("Hopper-v5", {"nominal": [doc], "randomized": [doc]}, tmp_path / "one", args)
+    assert f"| nominal | {doc['nominal_return']:,.0f} | " in one and "[" not in one
+    two = summarize("Hopper-v5", {"nominal": [doc, other], "randomized": [doc, other]}, tmp_path / "two", args)
+    low, high = sorted((doc["nominal_return"], other["nominal_return"]))
+    assert f"[{low:,.0f}, {high:,.0f}]" in two
+    for d in ("one", "two"):
+        assert (tmp_path / d / "maps.png").exists() and (tmp_path / d / "results.json").exists()

@@ -59,7 +59,8 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
             x = np.array([d[key] for d in runs])
             ci = interval([x], iqm, reps=2000, seed=0)
             result[arm][key] = {"iqm": float(iqm(x)), "low": ci.low, "high": ci.high, "per_seed": x.tolist()}
-            cells.append(f"{iqm(x):,.0f} [{ci.low:,.0f}, {ci.high:,.0f}]")
+            # one seed: no interval to give
+            cells.append(f"{iqm(x):,.0f}" + ("" if ci.low is None else f" [{ci.low:,.0f}, {ci.high:,.0f}]"))
         seeds = "; ".join(f"{d['nominal_return']:.0f} / {d['worst_return']:.0f} / {d['grid_mean']:.0f}" for d in runs)
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {seeds} |")
     out.mkdir(parents=True, exist_ok=True)
