@@ -47,7 +47,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
 
     from ..stats import interval, iqm
 
-    lines = [f"### {env_id}: {len(next(iter(docs.values())))} seeds per arm, {args.steps:,} steps, grid "
+    lines = [f"### {env_id}: {_seeds(len(next(iter(docs.values()))))} per arm, {args.steps:,} steps, grid "
              f"{' x '.join(args.grid)}, {args.episodes} episodes per cell",
              "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
              "|---|" + "---:|" * (len(METRICS) + 1)]
@@ -73,6 +73,10 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
     return text
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
     """Each arm's map averaged over its seeds, side by side, on one colour scale."""
     import matplotlib
@@ -88,7 +92,7 @@ def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
         mean["cells"] = [dict(c, mean_return=sum(r["cells"][i]["mean_return"] for r in runs) / len(runs))
                          for i, c in enumerate(runs[0]["cells"])]
         mean["nominal_return"] = sum(r["nominal_return"] for r in runs) / len(runs)
-        plot_map(mean, png, f"{env_id} {arm} (mean of {len(runs)} seeds)", ax=ax)
+        plot_map(mean, png, f"{env_id} {arm} (mean of {_seeds(len(runs))})", ax=ax)
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
