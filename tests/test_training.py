@@ -70,6 +70,8 @@ def interrupt_at(iteration):
     # Every update rule: PPO's optimiser and adaptive learning rate, value clipping, the KL stop; TRPO's and
     # NPG's steps (no state of their own beyond V and the reward scaler).
     ("CartPole-v1", dict(algorithm="ppo", estimator="gae", baseline="value", desired_kl=0.01)),
+    ("CartPole-v1", dict(algorithm="ppo", estimator="gae", baseline="value", desired_kl=0.01, recompute_advantages=True,
+                         normalize_rewards=True)),
     ("CartPole-v1", dict(algorithm="trpo", estimator="rtg", baseline="mean")),
     ("CartPole-v1", dict(algorithm="npg", estimator="gae", baseline="value", max_kl=0.02)),
     ("Hopper-v5", dict(algorithm="ppo", env_backend="native", value_clip=0.2, normalize_minibatch_advantages=True,

@@ -586,6 +586,19 @@ def test_each_algorithm_starts_from_its_preset():
             make_config(env_id, algorithm=algorithm).validate()
 
 
+def test_a_schedule_given_replaces_the_presets_kl_driven_learning_rate(cli, tmp_path):
+    from robopg.presets import make_config
+
+    ant = make_config("Ant-v5", algorithm="ppo")
+    assert ant.desired_kl == 0.01 and ant.lr_schedule == "constant"  # Ant's PPO preset adapts lr to the KL
+    linear = make_config("Ant-v5", algorithm="ppo", lr_schedule="linear").validate()
+    assert linear.desired_kl is None and linear.lr_schedule == "linear"
+    both = make_config("Ant-v5", algorithm="ppo", lr_schedule="linear", desired_kl=0.02)  # both given: refused
+    out = cli("train", "Ant-v5", "--algorithm", "ppo", "--lr-schedule", "linear", "--desired-kl", "0.02",
+              "--run-dir", tmp_path / "r")
+    assert both.desired_kl == 0.02 and out.returncode == 2 and "--desired-kl" in out.stderr, out.stderr
+
+
 def test_each_robot_defaults_to_its_measured_best_rule(cli, tmp_path):
     from robopg.presets import DEFAULT_ALGORITHM, make_config
 
