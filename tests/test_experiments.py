@@ -135,6 +135,25 @@ def test_partial_and_missing_metrics_are_flagged_not_dropped(capsys, synthetic):
     assert incl.arms[1].final.n == 6 and "| rtg | 5 (1 partial; 1 without metrics) |" in incl.markdown()
 
 
+def test_compare_figure_with_arms_named_by_many_settings(capsys, tmp_path):
+    # Arms that differ in several settings get long labels: wrapped, and the legend moves under the curves
+    # (the figure grows taller) instead of covering them.
+    from PIL import Image
+
+    from robopg.experiments.compare import LABEL_WIDTH, _wrap
+
+    for i, (lr, gamma, lam) in enumerate([(1e-3, 0.99, 0.95), (3e-4, 0.98, 0.9)]):
+        write_run(tmp_path / "runs" / f"a{i}", curve(500.0 + 100 * i), lr=lr, gamma=gamma, lam=lam, value_lr=lr,
+                  entropy_coef=0.01 * i, hidden_sizes=[32 + i, 32])
+    code, stdout, stderr = robopg_main(capsys, "compare", tmp_path / "runs", "--json")
+    assert code == 0, stderr
+    labels = [a["label"] for a in json.loads(stdout)["arms"]]
+    assert all(len(x) > LABEL_WIDTH for x in labels)
+    assert all(len(line) <= LABEL_WIDTH for x in labels for line in _wrap(x).splitlines())
+    with Image.open(tmp_path / "runs" / "comparison.png") as png:
+        assert png.size[1] > 460  # 4.6 in at 100 dpi, plus the legend's lines
+
+
 def test_compare_bad_input_is_one_clear_line(capsys, synthetic, tmp_path):
     write_run(tmp_path / "cp", [10.0, 20.0], env_id="CartPole-v1")
     code, _, err = robopg_main(capsys, "compare", synthetic, tmp_path / "cp")

@@ -7,6 +7,7 @@ statistics.
 from __future__ import annotations
 
 import io
+import textwrap
 import json
 import math
 from dataclasses import dataclass, field
@@ -160,7 +161,10 @@ class Comparison:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), dpi=dpi,
+        # Arms named by many settings get their legend under the curves, not over them.
+        long = any(len(a.label) > LABEL_WIDTH for a in self.arms)
+        height = 4.6 + (0.3 * sum(_wrap(a.label).count("\n") + 1 for a in self.arms) if long else 0.0)
+        fig, axes = plt.subplots(1, 3, figsize=(16, height), dpi=dpi,
                                  gridspec_kw={"width_ratios": [1.2, 1.2, 0.9]})
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, arm in enumerate(self.arms):
@@ -180,7 +184,10 @@ class Comparison:
             ax.grid(alpha=0.3)
         axes[0].set_title(f"{self.env_id}: return vs steps (mean, 95% bootstrap band)")
         axes[1].set_title("return vs wall time")
-        axes[0].legend(loc="best", fontsize=8)
+        if long:
+            axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), fontsize=8)
+        else:
+            axes[0].legend(loc="best", fontsize=8)
         self._plot_intervals(axes[2], colors)
         fig.tight_layout()
         buf = io.BytesIO()
@@ -196,7 +203,7 @@ class Comparison:
             grid = np.linspace(0.0, top, GRID_POINTS)
             curves = np.array([_on_grid(x, r.smoothed(self.smooth), grid) for x, r in zip(xs, runs)])
             mean, low, high = stats.curve_band(curves, self.reps, seed=self.seed)
-            ax.plot(grid, mean, color=color, label=f"{arm.label} (n={len(runs)})")
+            ax.plot(grid, mean, color=color, label=_wrap(f"{arm.label} (n={len(runs)})"))
             if len(runs) > 1:
                 ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0)
         for r in arm.runs:
@@ -206,7 +213,7 @@ class Comparison:
                         label=f"{arm.label} s{r.seed} (partial)" if axis == "steps" else None)
 
     def _plot_intervals(self, ax, colors: list[str]) -> None:
-        labels = [a.label for a in self.arms]
+        labels = [_wrap(a.label) for a in self.arms]
         for i, a in enumerate(self.arms):
             if a.final is None:
                 continue
@@ -215,11 +222,11 @@ class Comparison:
                 ax.plot([a.final.low, a.final.high], [i, i], color=color, lw=8, alpha=0.45,
                         solid_capstyle="butt")
             ax.plot([a.final.point], [i], marker="|", ms=16, mew=2, color=color)
-        ax.set_yticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8 if any("\n" in x for x in labels) else None)
         ax.set_ylim(-0.6, len(labels) - 0.4)
         ax.invert_yaxis()
         ax.set_xlabel("final return")
-        ax.set_title("final return: IQM, 95% stratified bootstrap CI")
+        ax.set_title("final return: IQM, 95% bootstrap CI")
         ax.grid(alpha=0.3, axis="x")
 
     # --- files --------------------------------------------------------------------------------------------
@@ -232,6 +239,14 @@ class Comparison:
             (out_dir / "comparison.png").write_bytes(self.figure_png())
             written.append(out_dir / "comparison.png")
         return written
+
+
+LABEL_WIDTH = 40
+
+
+def _wrap(label: str) -> str:
+    """A long arm label (many settings, space-separated) over several lines of at most LABEL_WIDTH."""
+    return textwrap.fill(label, LABEL_WIDTH, break_long_words=False)
 
 
 def shown(path: Path) -> str:
