@@ -7,9 +7,9 @@ statistics.
 from __future__ import annotations
 
 import io
-import textwrap
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
