@@ -44,8 +44,8 @@ DEFAULT_ALGORITHM: dict[str, str] = {
     "Hopper-v5": "ppo",
     # PPO at 1M steps, seeds 0-4: 4,720, 4,841, 5,551, 2,836, 1,728 (IQM 4,132); pg's preset: IQM 3,431.
     "Walker2d-v5": "ppo",
-    # PPO at 1M steps, seeds 0-4: 2,855, 1,892, 2,783, 2,226, 2,887 (IQM 2,621); pg with the general defaults:
-    # 1,093, 1,274, 1,140 on seeds 0, 1, 3 (benchmarks/jobs/ant-ppo.jobs).
+    # PPO at 1M steps, seeds 0-4: 2,855, 1,892, 2,783, 2,226, 2,887 (IQM 2,622); pg with the general defaults:
+    # 1,093, 1,274, 1,153, 1,140, 1,059 (IQM 1,129; benchmarks/jobs/ant-ppo.jobs).
     "Ant-v5": "ppo",
 }
 
