@@ -72,10 +72,9 @@ class PPO:
             fits.append(self.critic.fit(w, iteration, clip, epochs=1))
             return w if last else self.critic.reweigh(rollout, w)
 
-        stats = self.policy_epochs(w, iteration, refit)
-        if fits and fits[0]:
-            stats.update(value_loss=sum(f["value_loss"] for f in fits) / len(fits),
-                         explained_variance=fits[0]["explained_variance"])
+        stats = self.policy_epochs(w, iteration, refit)  # (config: recomputing needs a value function)
+        stats.update(value_loss=sum(f["value_loss"] for f in fits) / len(fits),
+                     explained_variance=fits[0]["explained_variance"])
         return stats
 
     def _anneal(self, progress: float) -> None:
