@@ -37,8 +37,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # --algorithm's default per robot: another rule only where it was measured better than pg at the same step
 # budget (benchmarks/results/trust-region-runs.md); everywhere else pg.
 DEFAULT_ALGORITHM: dict[str, str] = {
-    # PPO at 1M steps: 5,688 (seed 0 at this commit's PPO; 4,908 and 5,707 on seeds 0 and 1 before the hand-written
-    # minibatch gradient); pg's preset: IQM 2,100 over 5 seeds, best 2,907.
+    # PPO at 1M steps, seeds 0-4: IQM 4,914 (its preset below; rl-zoo3's tuned values: 4,725); pg's preset: IQM 2,100
+    # over 5 seeds, best 2,907.
     "HalfCheetah-v5": "ppo",
     # PPO at 1M steps, seeds 0-4: 3,391, 2,011, 3,412, 3,297, 3,425 (IQM 3,367); pg's preset: IQM 2,630.
     "Hopper-v5": "ppo",
@@ -52,38 +52,40 @@ DEFAULT_ALGORITHM: dict[str, str] = {
 # pg's own step settings, which the robot presets above tune for pg: another rule starts without them.
 PG_STEP_KEYS = ("lr", "lr_schedule", "max_grad_norm")
 
-# Per rule, what differs from the robot's pg preset (minus PG_STEP_KEYS). PPO's start from rl-zoo3's tuned
-# PPO hyperparameters for the MuJoCo v3 tasks (hyperparams/ppo.yml), translated: n_steps -> batch_size (over
-# 8 envs instead of 1), batch_size -> minibatch_size, n_epochs -> epochs, gae_lambda -> lam, ent_coef ->
-# entropy_coef, log_std_init -> init_log_std, net_arch pi=[256, 256] ReLU -> hidden_sizes (the value network
-# has the same); VecNormalize -> normalize_observations + normalize_rewards. rl-zoo3 fits V with the policy's
-# optimiser (vf_coef); robopg fits it apart, with its own value_lr.
-_ZOO_MUJOCO = dict(num_envs=8, hidden_sizes=[256, 256], activation="relu", init_log_std=-2.0,
-                   normalize_rewards=True, estimator="gae", baseline="value", batch_size=512)
+# Per rule, what differs from the robot's pg preset (minus PG_STEP_KEYS). PPO's were measured against rl-zoo3's
+# tuned PPO hyperparameters for the MuJoCo v3 tasks (hyperparams/ppo.yml), translated: n_steps -> batch_size
+# (over 8 envs instead of 1), batch_size -> minibatch_size, n_epochs -> epochs, gae_lambda -> lam, ent_coef ->
+# entropy_coef, log_std_init -> init_log_std, net_arch -> hidden_sizes (rl-zoo3's tuned tasks: 256x256 ReLU,
+# initial log-std -2, 512-step batches, "zoo" below); VecNormalize -> normalize_observations + normalize_rewards.
+# rl-zoo3 fits V with the policy's optimiser (vf_coef); robopg fits it apart, with its own value_lr.
 # SB3's PPO defaults with VecNormalize (rl-zoo3's "mujoco defaults"): 2048-step batches (over 8 envs), 10 epochs
 # of 64-row minibatches, lr 3e-4, clip 0.2, 64x64 tanh, gradient norm 0.5.
 _SB3_PPO = dict(num_envs=8, batch_size=2048, minibatch_size=64, epochs=10, lr=3e-4, clip_range=0.2, gamma=0.99,
                 lam=0.95, hidden_sizes=[64, 64], activation="tanh", init_log_std=0.0, entropy_coef=0.0,
                 max_grad_norm=0.5, normalize_rewards=True, estimator="gae", baseline="value")
+# Tianshou's MuJoCo PPO fit on SB3's defaults: the 2,048-step batch over 64 envs, initial log-std -0.5, V refitted
+# by one pass after each epoch and Psi recomputed from it; with rsl_rl's learning rate adapted to a KL of 0.01.
+_TIANSHOU_KL = dict(_SB3_PPO, init_log_std=-0.5, num_envs=64, value_minibatches=32, recompute_advantages=True,
+                    desired_kl=0.01)
 ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ppo": {
-        # Measured at 1M steps: 4,908 and 5,707 (seeds 0, 1); pg's preset: IQM 2,100 over 5 seeds.
-        "HalfCheetah-v5": dict(_ZOO_MUJOCO, minibatch_size=64, epochs=20, lr=2.0633e-5, clip_range=0.1, gamma=0.98,
-                               lam=0.92, entropy_coef=0.000401762, max_grad_norm=0.8),
-        # rl-zoo3's tuned Hopper values (_ZOO_MUJOCO, minibatch 32, 5 epochs, lr 9.8e-5, clip 0.2, gamma 0.999,
+        # Ant's preset below, at 1M steps, seeds 0-4: 4,320, 4,171, 6,252, 2,308, 6,609 (IQM 4,914) in 5.4 CPU-minutes
+        # a run; rl-zoo3's tuned HalfCheetah PPO (zoo, minibatch 64, 20 epochs, lr 2.06e-5, clip 0.1, gamma
+        # 0.98, lambda 0.92, entropy 4e-4, gradient norm 0.8): 5,688, 4,744, 4,342, 5,090, 3,173 (IQM 4,725) in 10.1.
+        "HalfCheetah-v5": dict(_TIANSHOU_KL),
+        # rl-zoo3's tuned Hopper values (zoo, minibatch 32, 5 epochs, lr 9.8e-5, clip 0.2, gamma 0.999,
         # lam 0.99) learned to stand still: 737 at 1M steps (seed 0). SB3's PPO defaults (rl-zoo3's "mujoco
         # defaults") with VecNormalize's reward scaling reached 3,304 on the same seed (3,004 on seed 1; pg's preset:
         # best of 5 seeds 2,755): those.
         "Hopper-v5": dict(_SB3_PPO),
-        # rl-zoo3's tuned Walker2d values (_ZOO_MUJOCO, minibatch 32, 20 epochs, lr 5.05e-5, clip 0.1) reached 753
+        # rl-zoo3's tuned Walker2d values (zoo, minibatch 32, 20 epochs, lr 5.05e-5, clip 0.1) reached 753
         # at 1M steps (seed 0; pg's preset 4,184 on that seed). Hopper's (SB3's defaults): IQM 4,132 over 5 seeds.
         "Walker2d-v5": dict(_SB3_PPO),
         # SB3's defaults with robopg's initial log-std reached 949 and 435 at 1M steps (seeds 0, 1): the learning
         # rate 3e-4 moved the policy ~0.05-0.09 in KL per iteration (clip fraction 0.45) and the std collapsed.
         # Tianshou's fit (64 envs, V refitted after each epoch, Psi recomputed) with the learning rate adapted to
         # a KL of 0.01 (it settles at rsl_rl's floor, 1e-5): benchmarks/jobs/ant-ppo.jobs, "tianshou+kl".
-        "Ant-v5": dict(_SB3_PPO, init_log_std=-0.5, num_envs=64, value_minibatches=32, recompute_advantages=True,
-                       desired_kl=0.01),
+        "Ant-v5": dict(_TIANSHOU_KL),
         # Not yet measured here (benchmarks/results/trust-region-runs.md): rl-zoo3's tuned PPO settings where it has
         # them (Swimmer-v4: 4 envs x 1024 steps, minibatch 256, lr 6e-4, gamma 0.9999, lambda 0.98; Reacher-v2:
         # 1 env x 512 steps, spread here over 8 envs of 50-step episodes), else its "mujoco defaults".
