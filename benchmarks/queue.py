@@ -105,8 +105,9 @@ def render(results: Path, title: str) -> str:
         failed = [r for r in rs if "mean_return" not in r]
         if ok:
             ci = stats.interval([np.array([r["mean_return"] for r in ok])])
-            band = f" [{ci.low:,.0f}, {ci.high:,.0f}]" if ci.low is not None else ""
-            iqm = f"**{ci.point:,.1f}**{band}" if abs(ci.point) < 100 else f"**{ci.point:,.0f}**{band}"
+            spec = ",.1f" if abs(ci.point) < 100 else ",.0f"  # Reacher's returns are a few units
+            band = f" [{ci.low:{spec}}, {ci.high:{spec}}]" if ci.low is not None else ""
+            iqm = f"**{ci.point:{spec}}**{band}"
             target = TARGETS.get(env)
             above = ci.point >= target if target is not None else False
             verdict = ("" if target is None else f"≥ {target:,} ({'met' if above else 'missed'})" if len(ok) >= 5

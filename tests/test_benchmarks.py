@@ -67,6 +67,18 @@ def test_throughput_ppo_smallest(tmp_path):
         assert "× SB3 PPO" in (tmp_path / "tp.md").read_text()
 
 
+def test_queue_table_keeps_small_returns_decimals(tmp_path):
+    # Reacher's returns are a few units: its interval must not round to one integer.
+    from benchmarks.queue import render
+
+    out = tmp_path / "r.jsonl"
+    out.write_text("".join(json.dumps({"env": "Reacher-v5", "algorithm": "ppo", "seed": s, "options": [],
+                                       "mean_return": r, "cpu_s": 60.0}) + "\n"
+                           for s, r in enumerate([-4.2, -4.0, -4.2, -3.9, -4.0])))
+    row = next(line for line in render(out, "t").splitlines() if line.startswith("| Reacher-v5"))
+    assert "**-4.1** [-4.2, -3.9]" in row and "≥ -4.5 (met)" in row, row
+
+
 def test_queue_runs_skips_and_renders(tmp_path):
     jobs = tmp_path / "jobs"
     jobs.write_text("# comment\nCartPole-v1 ppo 3 --num-envs 2 --batch-size 256 --minibatch-size 64\n"
