@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,9 +29,15 @@ from .test_training import _numbers, _same, interrupt_at  # noqa: E402
 pytestmark = starts_ray
 
 
-def _raylets() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "raylet"], capture_output=True, text=True)
-    return {int(p) for p in out.stdout.split()}
+def _ray_sessions() -> set[Path]:
+    # Each Ray instance has its own session directory, which its processes name on their command lines.
+    root = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
+    return set(root.glob("session_2*"))
+
+
+def _processes_of(session: Path) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", session.name], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
 
 
 # --- pure pieces (no cluster) ------------------------------------------------------------------------
@@ -63,7 +70,7 @@ def test_concatenate_pads_shorter_shares_with_masked_steps():
 
 # --- a local Ray instance started by robopg for the run (before the module's own instance) -----------
 def test_cli_starts_local_ray_for_the_run_and_stops_it(tmp_path):
-    before = _raylets()
+    before = _ray_sessions()
     run = tmp_path / "r"
     out = run_cli("train", "CartPole-v1", "--workers", "2", "--envs-per-worker", "2", "--steps", "2048",
                   "--batch-size", "512", "--run-dir", run, "--no-tensorboard", timeout=240)
@@ -72,11 +79,16 @@ def test_cli_starts_local_ray_for_the_run_and_stops_it(tmp_path):
     rows = read_csv(run / "metrics.csv")
     assert [r["env_steps"] for r in rows] == [512, 1024, 1536, 2048]
     assert all(r["worker_restarts"] == 0 for r in rows)
-    # ray.shutdown() signals the raylet and returns; on a loaded machine it takes a few seconds to exit.
+    # The instance the run started, by its session (another test's or an orphaned one does not count), and
+    # given a loaded machine's time to exit: ray.shutdown() signals its processes and returns.
+    started = _ray_sessions() - before
+    assert len(started) == 1, started
+    session = started.pop()
     deadline = time.monotonic() + 30.0
-    while _raylets() - before and time.monotonic() < deadline:
+    while _processes_of(session) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not (_raylets() - before), "the Ray instance started for the run was left running"
+    left = _processes_of(session)
+    assert not left, f"the Ray instance started for the run was left running: {left}"
 
 
 def test_unreachable_ray_address_is_a_clear_error(tmp_path):
