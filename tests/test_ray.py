@@ -70,20 +70,22 @@ def test_concatenate_pads_shorter_shares_with_masked_steps():
 
 # --- a local Ray instance started by robopg for the run (before the module's own instance) -----------
 def test_cli_starts_local_ray_for_the_run_and_stops_it(tmp_path):
-    before = _ray_sessions()
     run = tmp_path / "r"
-    out = run_cli("train", "CartPole-v1", "--workers", "2", "--envs-per-worker", "2", "--steps", "2048",
-                  "--batch-size", "512", "--run-dir", run, "--no-tensorboard", timeout=240)
-    assert out.returncode == 0, out.stderr
-    assert "on 2 Ray workers" in out.stdout
+    cli = subprocess.Popen([sys.executable, "-m", "robopg.cli", "train", "CartPole-v1", "--workers", "2",
+                            "--envs-per-worker", "2", "--steps", "2048", "--batch-size", "512", "--run-dir", str(run),
+                            "--no-tensorboard"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = cli.communicate(timeout=240)
+    assert cli.returncode == 0, stderr
+    assert "on 2 Ray workers" in stdout
     rows = read_csv(run / "metrics.csv")
     assert [r["env_steps"] for r in rows] == [512, 1024, 1536, 2048]
     assert all(r["worker_restarts"] == 0 for r in rows)
-    # The instance the run started, by its session (another test's or an orphaned one does not count), and
-    # given a loaded machine's time to exit: ray.shutdown() signals its processes and returns.
-    started = _ray_sessions() - before
-    assert len(started) == 1, started
-    session = started.pop()
+    # The instance the run started: its session directory ends with the driver's pid (an instance started
+    # meanwhile by anything else does not count). A loaded machine gets time for it to exit: ray.shutdown()
+    # signals its processes and returns.
+    started = [p for p in _ray_sessions() if p.name.endswith(f"_{cli.pid}")]
+    assert len(started) == 1, (started, _ray_sessions())
+    session = started[0]
     deadline = time.monotonic() + 30.0
     while _processes_of(session) and time.monotonic() < deadline:
         time.sleep(0.5)
