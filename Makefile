@@ -19,11 +19,10 @@ demo: $(VENV)
 	$(BIN)/robopg train InvertedPendulum-v5 --run-dir runs/demo --overwrite
 	$(BIN)/robopg eval runs/demo --episodes 10
 
-# Two pytest workers: much of the suite waits on subprocesses and Ray, so a 2-core machine runs two files' worth at
-# once. The tests that start Ray share one xdist group (one worker, one at a time): two Ray instances at once
-# starve each other's workers and one test counts the raylets it left behind.
+# Two pytest workers, each taking whole files (module fixtures set up once): much of the suite waits on
+# subprocesses and Ray, so a 2-core machine runs two files' worth at once.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test: $(VENV)
 	$(PYTEST)

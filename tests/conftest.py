@@ -9,11 +9,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Tests that start Ray run on one pytest-xdist worker, one at a time (`make test` runs two workers with
-# --dist loadgroup): two Ray instances at once starve each other's workers past their timeouts, and
-# test_ray counts the raylets a run leaves behind.
-starts_ray = pytest.mark.xdist_group("ray")
-
 
 def run_cli(*args, cwd=None, timeout=300, env=None):
     """Run the installed ``robopg`` command (via this interpreter) and capture its output."""

@@ -10,7 +10,7 @@ from robopg import codec
 from robopg.config import Config, ConfigError
 from robopg.metrics import WALL_COLUMNS, read_csv
 
-from .conftest import ROOT, run_cli, starts_ray
+from .conftest import ROOT, run_cli
 
 EXAMPLES = ROOT / "examples"
 TINY = ["--steps", "2048", "--num-envs", "4", "--batch-size", "512", "--no-tensorboard", "--checkpoint-every", "2"]
@@ -108,7 +108,6 @@ def test_video_of_a_robot_of_ones_own(tmp_path):
     assert (run / "video.gif").stat().st_size > 0
 
 
-@starts_ray
 def test_ray_workers_import_the_module_and_rebuild_the_same_env(tmp_path):
     pytest.importorskip("ray")
     out = robopg("train", "my_robots:Arm-v0", "--env-kwargs", "dict_obs=true", "target=0.5,0.1",

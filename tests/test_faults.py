@@ -22,8 +22,6 @@ from robopg import checkpoint
 from robopg.metrics import WALL_COLUMNS, read_csv
 from robopg.runlock import is_locked
 
-from .conftest import starts_ray
-
 # 8 iterations of 256 steps, checkpoints every 2 (and at the end: 5 latest.pt writes), TensorBoard on.
 TRAIN = ["train", "CartPole-v1", "--steps", "2048", "--batch-size", "256", "--num-envs", "4", "--estimator", "gae",
          "--baseline", "value", "--checkpoint-every", "2", "--seed", "7"]
@@ -203,7 +201,6 @@ def test_a_failed_write_names_the_file_and_keeps_the_previous_checkpoint(tmp_pat
 
 
 @pytest.mark.slow
-@starts_ray
 def test_killed_ray_run_resumes_with_exact_accounting(tmp_path):
     # Ray workers keep their envs' state in their own processes, so a resumed Ray run is not bit-identical
     # (README); what must hold is that it resumes and counts every iteration and env step exactly once.

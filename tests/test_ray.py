@@ -22,11 +22,9 @@ from robopg.rollout_worker import RolloutWorker  # noqa: E402
 from robopg.sampler import Rollout  # noqa: E402
 from robopg.trainer import Trainer, TrainingInterrupted  # noqa: E402
 
-from .conftest import ROOT, run_cli, starts_ray, tiny  # noqa: E402
+from .conftest import ROOT, run_cli, tiny  # noqa: E402
 from .ray_envs import EPISODE_LENGTH, register_counting  # noqa: E402
 from .test_training import _numbers, _same, interrupt_at  # noqa: E402
-
-pytestmark = starts_ray
 
 
 def _ray_sessions() -> set[Path]:
