@@ -31,10 +31,14 @@ EPISODES = {"InvertedPendulum-v5": (15, 300), "InvertedDoublePendulum-v5": (6, 3
 SCALES = np.array([0.0, 0.05, 0.5, 1.3])
 
 
-def _gym_vec(env_id, num_envs, max_episode_steps=None):
+# Constructor arguments the native tasks also reproduce (Task.options), each run through the same checks.
+OPTIONS = [("Ant-v5", {"include_cfrc_ext_in_observation": False})]
+
+
+def _gym_vec(env_id, num_envs, max_episode_steps=None, env_kwargs=None):
     kw = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kw)
+                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kw, **(env_kwargs or {}))
 
 
 
@@ -53,16 +57,28 @@ def test_the_tasks_are_supported_and_auto_picks_native():
         assert resolve_backend(env_id, "auto") == "native"
     assert resolve_backend("CartPole-v1", "auto") == "gymnasium"
     assert resolve_backend("Hopper-v5", "gymnasium") == "gymnasium"
+    for env_id, env_kwargs in OPTIONS:
+        assert resolve_backend(env_id, "auto", env_kwargs) == "native"
+        assert resolve_backend(env_id, "native", env_kwargs) == "native"
+    # any other argument is Gymnasium's: auto picks it, native names the argument
+    assert resolve_backend("Ant-v5", "auto", {"ctrl_cost_weight": 0.1}) == "gymnasium"
+    assert resolve_backend("Hopper-v5", "auto", {"forward_reward_weight": 2}) == "gymnasium"
+    with pytest.raises(EnvError, match="does not take 'ctrl_cost_weight'.*include_cfrc_ext_in_observation"):
+        resolve_backend("Ant-v5", "native", {"ctrl_cost_weight": 0.1, "include_cfrc_ext_in_observation": False})
+    with pytest.raises(EnvError, match="include_cfrc_ext_in_observation must be True or False"):
+        make_native_vector_env("Ant-v5", 1, env_kwargs={"include_cfrc_ext_in_observation": "no"})
+    assert resolve_backend("Ant-v5", "auto", {"include_cfrc_ext_in_observation": "no"}) == "gymnasium"
 
 
-@pytest.mark.parametrize("env_id", TASKS)
-def test_native_steps_like_gymnasium(env_id):
+@pytest.mark.parametrize("env_id,env_kwargs", [(e, None) for e in TASKS] + OPTIONS)
+def test_native_steps_like_gymnasium(env_id, env_kwargs):
     # Bound: 1e-9 absolute. On the pinned stack the two are bit-identical (both run the same mj_step on the
     # same states, and tasks.py keeps Gymnasium's order of operations); the bound leaves room for a NumPy
     # whose SIMD sin/cos differ by an ulp between a 2-element and an [N, 2] array (IDP's observation).
     limit, steps = EPISODES[env_id]
     n = len(SCALES)
-    ref, nat = _gym_vec(env_id, n, limit), make_native_vector_env(env_id, n, threads=2, max_episode_steps=limit)
+    ref = _gym_vec(env_id, n, limit, env_kwargs)
+    nat = make_native_vector_env(env_id, n, threads=2, max_episode_steps=limit, env_kwargs=env_kwargs)
     assert nat.single_observation_space == ref.single_observation_space
     assert nat.single_action_space == ref.single_action_space
     obs_g, _ = ref.reset(seed=7)

@@ -81,6 +81,18 @@ def test_every_cell_equals_eval_with_its_factors_on_both_backends(hopper_run):
     assert len({r["mean_return"] for r in native}) == 4  # the factors change the returns
 
 
+def test_a_run_with_env_kwargs_is_mapped_on_its_own_robot(cli, tmp_path):
+    # Ant without its contact forces in the observation (27 inputs, not 105), on the native backend: the map's
+    # envs must be built with the run's env kwargs, as `robopg eval` builds them.
+    no_forces = {"include_cfrc_ext_in_observation": False}
+    run = robopg.train(tiny("Ant-v5", steps=1024, batch_size=512, env_kwargs=no_forces), tmp_path / "ant").run_dir
+    assert robopg.load(run).config.env_backend == "native"
+    ev = cli("eval", run, "--episodes", "2", "--json")
+    rb = cli("robustness", run, "--grid", "mass=0.8:1.2:2", "--episodes", "2", "--json", "--out", tmp_path / "m")
+    assert ev.returncode == 0 and rb.returncode == 0, ev.stderr + rb.stderr
+    assert json.loads(rb.stdout)["nominal_return"] == json.loads(ev.stdout)["mean_return"]
+
+
 def test_one_axis_writes_a_curve(cli, hopper_run, tmp_path):
     out = cli("robustness", hopper_run, "--grid", "gear=0.8:1.2:3", "--episodes", "2", "--out", tmp_path / "m")
     assert out.returncode == 0, out.stderr

@@ -137,6 +137,14 @@ def load(path: str | Path, which: str = "latest") -> Policy:
     return policy
 
 
+def trained_env_options(policy: Policy, env_id: str) -> dict:
+    """The env kwargs and flattening ``policy`` was trained with, when it was loaded with ``load`` and ``env_id``
+    is its env's (else the env's defaults)."""
+    own = getattr(policy, "config", None)
+    own = own if own is not None and own.env_id == env_id else Config(env_id=env_id)
+    return {"env_kwargs": own.env_kwargs, "flatten_observations": own.flatten_observations}
+
+
 def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000,
              deterministic: bool = True, num_envs: int | None = None, backend: str = "gymnasium",
              env_kwargs: dict | None = None, flatten_observations: bool | None = None) -> dict:
@@ -147,11 +155,10 @@ def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000
     if episodes <= 0:
         raise ConfigError(f"--episodes: must be positive, got {episodes}")
     n = min(num_envs or episodes, episodes, 16)
-    own = getattr(policy, "config", None)
-    own = own if own is not None and own.env_id == env_id else Config(env_id=env_id)
+    own = trained_env_options(policy, env_id)
     venv = make_vector_env(env_id, n, backend=backend,
-                           env_kwargs=own.env_kwargs if env_kwargs is None else env_kwargs,
-                           flatten_observations=own.flatten_observations if flatten_observations is None
+                           env_kwargs=own["env_kwargs"] if env_kwargs is None else env_kwargs,
+                           flatten_observations=own["flatten_observations"] if flatten_observations is None
                            else flatten_observations)
     try:
         # Each env contributes its episodes in order until the total is reached, so the set of episodes

@@ -74,14 +74,16 @@ def evaluate_cells(policy, env_id: str, cells: list[dict[str, float]], episodes:
     episodes ``robopg.evaluate(policy, env_id, episodes, seed)`` runs, all cells in one vector env."""
     import numpy as np
 
-    from .api import episode_returns
+    from .api import episode_returns, trained_env_options
     from .envs import make_vector_env, resolve_backend
     from .physics import set_physics
 
     if episodes <= 0:
         raise ConfigError(f"--episodes: must be positive, got {episodes}")
     n = min(episodes, 16)
-    venv = make_vector_env(env_id, n * len(cells), backend=resolve_backend(env_id, backend))
+    own = trained_env_options(policy, env_id)  # the robot the policy was trained on, as robopg.evaluate builds it
+    venv = make_vector_env(env_id, n * len(cells), backend=resolve_backend(env_id, backend, own["env_kwargs"]),
+                           **own)
     try:
         for c, cell in enumerate(cells):
             if cell:
@@ -221,7 +223,7 @@ def robustness(run_path: str, axes: list[Axis], episodes: int, seed: int, which:
 
     policy = load(run_path, which=which)
     env_id = policy.config.env_id
-    probe = make_vector_env(env_id, 1)
+    probe = make_vector_env(env_id, 1, env_kwargs=policy.config.env_kwargs)
     try:
         get_physics(probe)
     except EnvError:

@@ -18,6 +18,7 @@ from gymnasium.wrappers import FlattenObservation
 
 from ..errors import EnvError
 from ..native import SUPPORTED_IDS as NATIVE_IDS
+from ..native import native_task, supports
 from .guard import EnvGuard
 
 # MuJoCo's warnings (HalfCheetah's model warns that 'settotalmass' is deprecated every time it is built) go to
@@ -133,7 +134,8 @@ def native_ids() -> tuple[str, ...]:
 
 def resolve_backend(env_id: str, backend: str = "auto", env_kwargs: dict[str, Any] | None = None) -> str:
     """Which simulator backend runs ``env_id``: 'gymnasium' or 'native'. The native backend reproduces each
-    robot with its default arguments only, so env kwargs mean Gymnasium's."""
+    robot with its default arguments and the few others its task names (``robopg.native.tasks.Task.options``);
+    any other env kwargs mean Gymnasium's."""
     if backend == "gymnasium":
         return backend
     supported = native_ids()
@@ -141,11 +143,9 @@ def resolve_backend(env_id: str, backend: str = "auto", env_kwargs: dict[str, An
         if env_id not in supported:
             raise EnvError(f"--env-backend native does not support {env_id}; it supports "
                            f"{', '.join(supported) or 'no ids yet'} (use --env-backend gymnasium)")
-        if env_kwargs:
-            raise EnvError("--env-backend native builds each robot with its default arguments and cannot take "
-                           "--env-kwargs (use --env-backend gymnasium)")
+        native_task(env_id, env_kwargs)  # EnvError naming an argument it does not reproduce
         return backend
-    return "native" if env_id in supported and not env_kwargs else "gymnasium"
+    return "native" if supports(env_id, env_kwargs) else "gymnasium"
 
 
 def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", backend: str = "gymnasium",
@@ -165,7 +165,8 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", bac
     if resolve_backend(env_id, backend, env_kwargs) == "native":
         from ..native import make_native_vector_env
 
-        return make_native_vector_env(env_id, num_envs, threads=threads)  # flat Box observations already
+        return make_native_vector_env(env_id, num_envs, threads=threads,  # flat Box observations already
+                                      env_kwargs=env_kwargs)
     check_env_kwargs(env_id, env_kwargs)
     fns = [functools.partial(_make_guarded, split_env_id(env_id)[1], i, on_env_error, env_kwargs or {},
                              flatten_observations) for i in range(num_envs)]

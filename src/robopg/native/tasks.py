@@ -14,8 +14,9 @@ holds them after ``mj_step`` (one substep behind for Euler, the last stage for R
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,20 @@ class Task:
     # MjModel fields the formulas read, per env (they may differ by env: robopg.physics), as 'opt.<name>' for
     # MjOption fields
     model_fields: tuple[str, ...] = ()
+    # Constructor arguments of the Gymnasium class this task also reproduces: name -> (task, value) -> the
+    # task built with that value (ValueError for a value it does not reproduce); any other argument means
+    # Gymnasium's env.
+    options: Mapping[str, Callable[[Task, Any], Task]] = field(default_factory=dict, compare=False)
+
+    def with_options(self, env_kwargs: Mapping[str, Any] | None) -> Task:
+        """This task as ``gym.make(env_id, **env_kwargs)`` builds it; KeyError naming an argument it cannot
+        reproduce, ValueError for a value it cannot."""
+        task = self
+        for name, value in (env_kwargs or {}).items():
+            if name not in self.options:
+                raise KeyError(name)
+            task = self.options[name](task, value)
+        return task
 
 
 # (cacc and cfrc_int would need each env's own gravity in the model that call reads; cfrc_ext does not.)
@@ -171,6 +186,18 @@ def _ant_contact_forces(f: Fields) -> np.ndarray:
 def _ant_obs(f: Fields) -> np.ndarray:
     forces = _ant_contact_forces(f)[:, 1:]  # the world body's row is left out, as in v5
     return np.concatenate([f.qpos[:, 2:], f.qvel, forces.reshape(len(forces), -1)], axis=1)
+
+
+def _ant_obs_without_forces(f: Fields) -> np.ndarray:
+    return np.concatenate([f.qpos[:, 2:], f.qvel], axis=1)
+
+
+def _ant_contact_forces_option(task: Task, include: Any) -> Task:
+    # Ant-v5(include_cfrc_ext_in_observation=False): the 78 clipped contact forces leave the observation (as in
+    # Ant-v4's default); the contact cost in the reward still reads them.
+    if not isinstance(include, (bool, np.bool_)):
+        raise ValueError(f"include_cfrc_ext_in_observation must be True or False, got {include!r}")
+    return task if include else replace(task, obs_dim=27, observe=_ant_obs_without_forces)
 
 
 def _ant_x(f: Fields) -> np.ndarray:
@@ -321,7 +348,7 @@ TASKS: dict[str, Task] = {t.env_id: t for t in (
     Task("Walker2d-v5", "walker2d_v5.xml", 4, 17, _skip_x_clipped_vel_obs, _walking_outcome(_walker_healthy),
          _uniform_uniform(5e-3)),
     Task("Ant-v5", "ant.xml", 5, 105, _ant_obs, _ant_outcome, _uniform_normal(0.1), derived=("xpos", "cfrc_ext"),
-         x_position=_ant_x),
+         x_position=_ant_x, options={"include_cfrc_ext_in_observation": _ant_contact_forces_option}),
     Task("Humanoid-v5", "humanoid.xml", 5, 348, _humanoid_obs, _humanoid_outcome, _uniform_uniform(1e-2),
          derived=_HUMANOID_DERIVED, x_position=_mass_center_x, model_fields=("body_mass",)),
     Task("HumanoidStandup-v5", "humanoidstandup.xml", 5, 348, _humanoid_obs, _standup_outcome,
