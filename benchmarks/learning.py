@@ -45,9 +45,14 @@ def jobs_for(args) -> list[dict]:
             jobs.append({"algo": "a2c", "env": env_id, "seed": seed})
         if seed < args.ppo_seeds and "Hopper-v5" in args.envs:
             jobs.append({"algo": "ppo", "env": "Hopper-v5", "seed": seed})
-        if seed < args.zoo_seeds:
-            jobs += [{"algo": "zoo", "env": env_id, "seed": seed} for env_id in args.zoo_envs if env_id in args.envs]
+    # rl-zoo3's tuned PPO on its own robots (--zoo-envs, which --envs need not name), seed-major as well
+    jobs += [{"algo": "zoo", "env": env_id, "seed": seed} for seed in range(args.zoo_seeds) for env_id in args.zoo_envs]
     return jobs
+
+
+def table_envs(args) -> list[str]:
+    """The robots the table and figures show: --envs, then --zoo-envs when zoo runs are asked for."""
+    return list(dict.fromkeys([*args.envs, *(args.zoo_envs if args.zoo_seeds else [])]))
 
 
 def key(job: dict) -> str:
@@ -99,7 +104,7 @@ def run_sb3(job: dict, steps: int, work: Path) -> dict:
 
 def summarize(runs: dict, args) -> dict:
     table = {}
-    for env_id in args.envs:
+    for env_id in table_envs(args):
         for algo in ALGOS:
             rs = [r for r in runs.values() if r["env"] == env_id and r["algo"] == algo]
             if not rs:
@@ -143,7 +148,7 @@ def figures(runs: dict, args) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     names = []
-    for env_id in args.envs:
+    for env_id in table_envs(args):
         fig, ax = plt.subplots(figsize=(6, 4))
         for algo, color in zip(ALGOS, ("C0", "C1", "C2", "C3")):
             rs = [r for r in runs.values() if r["env"] == env_id and r["algo"] == algo]
@@ -184,7 +189,7 @@ def markdown(meta: dict, runs: dict, table: dict, figs: list[str], args, pending
            f"robopg's env backend: {sorted({r.get('backend', '?') for r in runs.values() if r['algo'] == 'robopg'})}.",
            "", "| env | algorithm | seeds | final return IQM [95% CI] | per seed | wall time / run |",
            "|---|---|---|---|---|---|"]
-    for env_id in args.envs:
+    for env_id in table_envs(args):
         for algo in ALGOS:
             t = table.get(f"{algo}/{env_id}")
             if not t:

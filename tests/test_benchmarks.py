@@ -126,6 +126,25 @@ def test_zoo_entries_become_sb3_arguments():
     assert _zoo_kwargs({"policy": "MlpPolicy"})[2] is None
 
 
+def test_zoo_runs_are_their_own_robots_and_seeds():
+    # `--seeds 0 --zoo-seeds 3`: only rl-zoo3's runs, on --zoo-envs (Ant-v5 too, which --envs does not name), and
+    # the table shows those robots.
+    import argparse
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import jobs_for, table_envs
+
+    args = argparse.Namespace(seeds=0, ppo_seeds=0, zoo_seeds=3, envs=["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"],
+                              zoo_envs=["Hopper-v5", "HalfCheetah-v5", "Ant-v5"])
+    jobs = jobs_for(args)
+    assert {(j["algo"], j["env"], j["seed"]) for j in jobs} == {("zoo", e, s) for e in args.zoo_envs for s in range(3)}
+    assert [j["seed"] for j in jobs] == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # seed-major: stopped early, every robot has seed 0
+    assert table_envs(args) == ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5"]
+    args.zoo_seeds = 0
+    assert jobs_for(args) == [] and table_envs(args) == args.envs
+
+
 @needs_sb3
 def test_learning_smallest(tmp_path):
     _suite(["learning", "--envs", "InvertedPendulum-v5", "--steps", "2048", "--seeds", "1", "--ppo-seeds", "0"],
