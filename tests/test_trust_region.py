@@ -599,6 +599,18 @@ def test_a_schedule_given_replaces_the_presets_kl_driven_learning_rate(cli, tmp_
     assert both.desired_kl == 0.02 and out.returncode == 2 and "--desired-kl" in out.stderr, out.stderr
 
 
+def test_a_presets_env_kwargs_are_defaults_that_given_ones_add_to():
+    from robopg.presets import make_config
+
+    no_forces = {"include_cfrc_ext_in_observation": False}
+    assert make_config("Ant-v5", algorithm="ppo").env_kwargs == no_forces  # Ant's PPO preset: 27 inputs
+    assert make_config("Ant-v5", algorithm="pg").env_kwargs == {}          # (measured for PPO only)
+    more = make_config("Ant-v5", algorithm="ppo", env_kwargs={"ctrl_cost_weight": 0.1}).env_kwargs
+    assert more == {**no_forces, "ctrl_cost_weight": 0.1}
+    back = make_config("Ant-v5", algorithm="ppo", env_kwargs={"include_cfrc_ext_in_observation": True}).env_kwargs
+    assert back == {"include_cfrc_ext_in_observation": True}
+
+
 def test_each_robot_defaults_to_its_measured_best_rule(cli, tmp_path):
     from robopg.presets import DEFAULT_ALGORITHM, make_config
 
