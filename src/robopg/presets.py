@@ -7,6 +7,7 @@ locomotion presets by the 1M-step runs reported in the README.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .config import Config
@@ -107,9 +108,9 @@ def preset(env_id: str, algorithm: str = "pg") -> dict[str, Any]:
     """The settings ``algorithm`` starts from on ``env_id``."""
     base = PRESETS.get(env_id, {})
     if algorithm == "pg":
-        return dict(base)
+        return copy.deepcopy(base)
     shared = {k: v for k, v in base.items() if k not in PG_STEP_KEYS}
-    return {**shared, **ALGORITHM_PRESETS.get(algorithm, {}).get(env_id, {})}
+    return copy.deepcopy({**shared, **ALGORITHM_PRESETS.get(algorithm, {}).get(env_id, {})})  # (lists, dicts)
 
 
 # A preset setting that an override of another replaces: a learning-rate schedule given by the user replaces the

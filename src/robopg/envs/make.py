@@ -18,7 +18,7 @@ from gymnasium.wrappers import FlattenObservation
 
 from ..errors import EnvError
 from ..native import SUPPORTED_IDS as NATIVE_IDS
-from ..native import native_task, supports
+from ..native import make_native_vector_env, native_task, supports
 from .guard import EnvGuard
 
 # MuJoCo's warnings (HalfCheetah's model warns that 'settotalmass' is deprecated every time it is built) go to
@@ -163,8 +163,6 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", bac
     """
     check_env_id(env_id)
     if resolve_backend(env_id, backend, env_kwargs) == "native":
-        from ..native import make_native_vector_env
-
         return make_native_vector_env(env_id, num_envs, threads=threads,  # flat Box observations already
                                       env_kwargs=env_kwargs)
     check_env_kwargs(env_id, env_kwargs)
