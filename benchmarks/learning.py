@@ -149,6 +149,8 @@ def figures(runs: dict, args) -> list[str]:
     import matplotlib.pyplot as plt
     names = []
     for env_id in table_envs(args):
+        if not any(r["env"] == env_id for r in runs.values()):
+            continue  # (a robot whose runs have not finished yet: no empty figure)
         fig, ax = plt.subplots(figsize=(6, 4))
         for algo, color in zip(ALGOS, ("C0", "C1", "C2", "C3")):
             rs = [r for r in runs.values() if r["env"] == env_id and r["algo"] == algo]
