@@ -49,6 +49,12 @@ DEFAULT_ALGORITHM: dict[str, str] = {
     # observation); pg with the general defaults: 1,093, 1,274, 1,153, 1,140, 1,059 (IQM 1,129;
     # benchmarks/jobs/ant-ppo.jobs).
     "Ant-v5": "ppo",
+    # PPO at 1M steps, seeds 0-4: -4.2, -4.0, -4.2, -3.9, -4.0 (IQM -4.1); pg with the general defaults: -7.9,
+    # -7.6, -7.4, -8.3, -7.7 (IQM -7.7; benchmarks/jobs/trust-region-rest.jobs).
+    "Reacher-v5": "ppo",
+    # PPO at 1M steps, seeds 0-4: -28.4, -27.2, -27.2, -27.5, -26.1 (IQM -27.3); pg with the general defaults:
+    # -38.7, -32.5, -33.3, -34.7, -31.0 (IQM -33.5).
+    "Pusher-v5": "ppo",
 }
 
 # pg's own step settings, which the robot presets above tune for pg: another rule starts without them.
@@ -91,9 +97,10 @@ ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # still pays their cost): 3,271, 4,368, 4,196, 3,660, 2,985 on seeds 0-4, every seed above the same
         # seed with them (benchmarks/jobs/trust-region-rest.jobs).
         "Ant-v5": dict(_TIANSHOU_KL, env_kwargs={"include_cfrc_ext_in_observation": False}),
-        # Not yet measured here (benchmarks/results/trust-region-runs.md): rl-zoo3's tuned PPO settings where it has
-        # them (Swimmer-v4: 4 envs x 1024 steps, minibatch 256, lr 6e-4, gamma 0.9999, lambda 0.98; Reacher-v2:
-        # 1 env x 512 steps, spread here over 8 envs of 50-step episodes), else its "mujoco defaults".
+        # rl-zoo3's tuned PPO settings where it has them (Swimmer-v4: 4 envs x 1024 steps, minibatch 256, lr 6e-4,
+        # gamma 0.9999, lambda 0.98; Reacher-v2: 1 env x 512 steps, spread here over 8 envs of 50-step episodes),
+        # else its "mujoco defaults" (benchmarks/results/trust-region-runs.md): Reacher IQM -4.1 and Pusher -27.3
+        # over 5 seeds; Swimmer 138 on seed 0; Humanoid not measured yet.
         "Swimmer-v5": dict(_SB3_PPO, num_envs=4, batch_size=4096, minibatch_size=256, lr=6e-4, gamma=0.9999,
                            lam=0.98),
         "Reacher-v5": dict(_SB3_PPO, batch_size=512, minibatch_size=32, epochs=5, lr=1.04019e-4, clip_range=0.3,
