@@ -119,6 +119,7 @@ class PolicyProblem:
 
     def __init__(self, env_id: str, policy, seed: int, gamma: float, value_batches: int, batch_size: int,
                  name: str, num_envs: int = 8, backend: str = "auto", randomize: str = ""):
+        from .api import trained_env_options
         from .envs import make_vector_env, resolve_backend
         from .policies import ObsNormalizer, ValueFunction
         from .randomization import Randomizer
@@ -127,9 +128,8 @@ class PolicyProblem:
         self.name, self.gamma, self.policy = name, gamma, policy
         self.true_gradient = None
         self.layers = [(n, p.numel()) for n, p in policy.named_parameters()]
-        own = getattr(policy, "config", None)  # a trained policy's env kwargs and flattening, if it has them
-        kw = {"env_kwargs": own.env_kwargs, "flatten_observations": own.flatten_observations} if own else {}
-        self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend, kw.get("env_kwargs")),
+        kw = trained_env_options(policy, env_id)  # a trained policy's env kwargs and flattening, if it has them
+        self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend, kw["env_kwargs"]),
                                     **kw)
         # --randomize: physics factors drawn per episode, as in training; a second, privileged value function
         # sees them (fit on the same batches as the plain one, so the two baselines differ only in that input).
