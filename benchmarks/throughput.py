@@ -30,7 +30,10 @@ ROBOPG_PPO = dict(batch_size=PPO_BATCH, minibatch_size=64, epochs=10, lr=3e-4, c
 def variants(args) -> dict[str, tuple[str, dict]]:
     """name -> (worker kind, kwargs without env_id/num_envs/steps)."""
     if args.ppo:
-        v = {"robopg-ppo": ("robopg", {"backend": "gymnasium", "algorithm": "ppo", "overrides": ROBOPG_PPO}),
+        # The limit bounds any trainer on the Gymnasium vector env: limit/sb3-ppo is the most robopg-ppo/sb3-ppo
+        # can be with that backend (SB3 steps the same envs), however fast the rest of robopg's loop is.
+        v = {"limit": ("limit", {"backend": "gymnasium"}),
+             "robopg-ppo": ("robopg", {"backend": "gymnasium", "algorithm": "ppo", "overrides": ROBOPG_PPO}),
              "sb3-ppo": ("sb3", {"algo": "ppo", "batch_size": PPO_BATCH})}
         if args.native:
             v["robopg-ppo-native"] = ("robopg", {"backend": "native", "algorithm": "ppo", "overrides": ROBOPG_PPO})
@@ -51,7 +54,7 @@ def variants(args) -> dict[str, tuple[str, dict]]:
 RATIOS = (("robopg", "limit"), ("robopg", "sb3-a2c"), ("robopg", "sb3-ppo"), ("robopg-native", "limit-native"),
           ("robopg-native", "limit"), ("robopg-native", "sb3-a2c"), ("robopg-native", "sb3-ppo"),
           ("limit", "envpool"), ("robopg", "envpool"), ("robopg-native", "envpool"),
-          ("robopg-ppo", "sb3-ppo"), ("robopg-ppo-native", "sb3-ppo"))
+          ("robopg-ppo", "sb3-ppo"), ("robopg-ppo-native", "sb3-ppo"), ("limit", "sb3-ppo"))
 
 
 def measure_cell(env_id: str, n: int, args, vs: dict) -> dict:
@@ -148,7 +151,9 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
     if getattr(args, "ppo", False):
         md += ["", f"PPO sides (`--ppo`): robopg `--algorithm ppo` and SB3 PPO with the same {PPO_BATCH}-sample "
                "batches (spread over the envs: SB3 n_steps = 2048 / envs), 10 epochs of 64-sample minibatches, "
-               "64x64 tanh networks. Target: robopg PPO ≥ 3× SB3 PPO at the same env count."]
+               "64x64 tanh networks. Target: robopg PPO ≥ 3× SB3 PPO at the same env count. limit/sb3-ppo is the "
+               "ceiling of robopg-ppo/sb3-ppo on the Gymnasium backend: both step the same Gymnasium envs, and no "
+               "trainer on them steps faster than the limit."]
         for c in cells:
             for who in ("robopg-ppo", "robopg-ppo-native"):
                 r = c["ratios"].get(f"{who}/sb3-ppo")
