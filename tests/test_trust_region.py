@@ -599,6 +599,20 @@ def test_a_schedule_given_replaces_the_presets_kl_driven_learning_rate(cli, tmp_
     assert both.desired_kl == 0.02 and out.returncode == 2 and "--desired-kl" in out.stderr, out.stderr
 
 
+def test_a_batch_given_smaller_than_the_presets_minibatch_takes_the_default_minibatch(cli, tmp_path):
+    from robopg.errors import ConfigError
+    from robopg.presets import make_config
+
+    assert make_config("HalfCheetah-v5").option("minibatch_size") == 512  # HalfCheetah's PPO preset
+    assert make_config("HalfCheetah-v5", batch_size=4096).option("minibatch_size") == 512  # it fits: kept
+    small = make_config("HalfCheetah-v5", batch_size=256).validate()
+    assert small.option("minibatch_size") == 64  # PPO's default, not a refusal of a value never given
+    with pytest.raises(ConfigError, match="--minibatch-size"):  # both given and inconsistent: refused
+        make_config("HalfCheetah-v5", batch_size=256, minibatch_size=512).validate()
+    out = cli("train", "HalfCheetah-v5", "--batch-size", "256", "--minibatch-size", "512", "--run-dir", tmp_path / "r")
+    assert out.returncode == 2 and "--minibatch-size" in out.stderr, out.stderr
+
+
 def test_a_presets_env_kwargs_are_defaults_that_given_ones_add_to():
     from robopg.presets import make_config
 

@@ -8,6 +8,7 @@ locomotion presets by the 1M-step runs reported in the README.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from .config import Config
@@ -139,6 +140,10 @@ def make_config(env_id: str, **overrides: Any) -> Config:
             for key in replaced:
                 if key not in given:
                     base.pop(key, None)
+    if given.get("batch_size", math.inf) < base.get("minibatch_size", 0) and "minibatch_size" not in given:
+        # A batch given that cannot hold the preset's minibatch: the minibatch falls back to the rule's default
+        # (HalfCheetah's 512 rows under --batch-size 256) rather than the run being refused for a value never typed.
+        del base["minibatch_size"]
     if "env_kwargs" in base and "env_kwargs" in given:
         # A preset's env kwargs are the robot's defaults: kwargs given add to them, key by key.
         given["env_kwargs"] = {**base["env_kwargs"], **given["env_kwargs"]}
