@@ -609,6 +609,8 @@ def test_a_batch_given_smaller_than_the_presets_minibatch_takes_the_default_mini
     assert small.option("minibatch_size") == 64  # PPO's default, not a refusal of a value never given
     with pytest.raises(ConfigError, match="--minibatch-size"):  # both given and inconsistent: refused
         make_config("HalfCheetah-v5", batch_size=256, minibatch_size=512).validate()
+    with pytest.raises(ConfigError, match="--batch-size"):  # no preset minibatch to fall back from (the fuzz's case)
+        make_config("CartPole-v1", batch_size=-1).validate()
     out = cli("train", "HalfCheetah-v5", "--batch-size", "256", "--minibatch-size", "512", "--run-dir", tmp_path / "r")
     assert out.returncode == 2 and "--minibatch-size" in out.stderr, out.stderr
 
