@@ -144,8 +144,8 @@ def make_config(env_id: str, **overrides: Any) -> Config:
             for key in replaced:
                 if key not in given:
                     base.pop(key, None)
-    if "minibatch_size" in base and "minibatch_size" not in given and given.get("batch_size", math.inf) < base[
-            "minibatch_size"]:
+    preset_minibatch = base.get("minibatch_size")
+    if preset_minibatch and "minibatch_size" not in given and given.get("batch_size", math.inf) < preset_minibatch:
         # A batch given that cannot hold the preset's minibatch: the minibatch falls back to the rule's default
         # (HalfCheetah's 512 rows under --batch-size 256) rather than the run being refused for a value never typed.
         del base["minibatch_size"]
