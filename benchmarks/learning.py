@@ -85,10 +85,17 @@ def run_robopg(job: dict, steps: int, backend: str, work: Path) -> dict:
             "num_envs": cfg["num_envs"], "batch_size": cfg["batch_size"]}
 
 
+def zoo_env_kwargs(env_id: str) -> dict:
+    """The env options robopg's PPO preset trains ``env_id`` with, given to SB3 too so that both sides learn
+    the same task (Ant-v5: no contact forces in the observation, as Ant-v4, where rl-zoo3 tuned its values)."""
+    from robopg.presets import preset
+    return dict(preset(env_id, "ppo").get("env_kwargs") or {})
+
+
 def run_zoo(job: dict, steps: int, work: Path) -> dict:
     out = work / "zoo" / job["env"] / f"s{job['seed']}"
     r = common.run_child(["learn_zoo", json.dumps({"env_id": job["env"], "seed": job["seed"], "steps": steps,
-                                                   "out": str(out)})])
+                                                   "out": str(out), "env_kwargs": zoo_env_kwargs(job["env"])})])
     r["curve"] = [(s, ret, 1) for s, ret in r["curve"]]
     return r
 
@@ -215,6 +222,11 @@ def markdown(meta: dict, runs: dict, table: dict, figs: list[str], args, pending
                           f"{'met' if r['iqm'] >= TARGETS.get(env_id, math.inf) else 'not met'}")
     if ratios:
         md += ["Summary: " + "; ".join(ratios) + ".", ""]
+    options = sorted({f"{r['env']} ({', '.join(f'{k}={v}' for k, v in r['env_kwargs'].items())})"
+                      for r in runs.values() if r.get("env_kwargs")})
+    if options:
+        md += ["SB3 with rl-zoo3's values learns the task robopg's PPO preset learns, with its env options: "
+               + "; ".join(options) + ".", ""]
     md += [f"![{f}]({f})" for f in figs] + [""]
     if pending:
         md += [f"Not finished when this file was written ({len(pending)}): " + ", ".join(pending) + ".", ""]

@@ -115,10 +115,11 @@ def _zoo_kwargs(hp: dict) -> tuple[int, dict, dict | None]:
     return n_envs, hp, norm
 
 
-def learn_zoo(env_id: str, seed: int, steps: int, out: str) -> dict:
+def learn_zoo(env_id: str, seed: int, steps: int, out: str, env_kwargs: dict | None = None) -> dict:
     """SB3 PPO with rl-zoo3's tuned hyperparameters for ``env_id`` (``zoo_hyperparams``), VecNormalize as
     rl-zoo3 wraps it; the final policy is evaluated as ``learn_sb3``'s (10 deterministic episodes, eval seed
-    10000), through the training run's frozen observation statistics and with raw rewards."""
+    10000), through the training run's frozen observation statistics and with raw rewards. ``env_kwargs``: the
+    env's options, in training and evaluation alike."""
     _threads()
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -127,7 +128,8 @@ def learn_zoo(env_id: str, seed: int, steps: int, out: str) -> dict:
 
     source, hp = zoo_hyperparams(env_id)
     n_envs, kwargs, norm = _zoo_kwargs(hp)
-    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    env_kwargs = dict(env_kwargs or {})
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
     if norm is not None:
         venv = VecNormalize(venv, **norm)
     model = PPO("MlpPolicy", venv, device="cpu", seed=seed, **kwargs)
@@ -146,7 +148,7 @@ def learn_zoo(env_id: str, seed: int, steps: int, out: str) -> dict:
     wall = time.perf_counter() - t0
     Path(out).mkdir(parents=True, exist_ok=True)
     model.save(str(Path(out) / "model.zip"))
-    eval_env = make_vec_env(env_id, n_envs=1, seed=10_000)
+    eval_env = make_vec_env(env_id, n_envs=1, seed=10_000, env_kwargs=env_kwargs)
     if norm is not None:
         venv.save(str(Path(out) / "vecnormalize.pkl"))
         eval_env = VecNormalize.load(str(Path(out) / "vecnormalize.pkl"), eval_env)
@@ -154,6 +156,7 @@ def learn_zoo(env_id: str, seed: int, steps: int, out: str) -> dict:
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True)
     return {"final_return": float(mean), "final_std": float(std), "eval_episodes": 10, "wall_s": wall,
             "env_steps": int(model.num_timesteps), "curve": curve, "num_envs": n_envs, "zoo_entry": source,
+            "env_kwargs": env_kwargs,
             "hyperparameters": {k: (v if isinstance(v, (int, float, str, bool)) else repr(v))
                                 for k, v in hp.items()}}
 

@@ -127,6 +127,35 @@ def test_zoo_entries_become_sb3_arguments():
     assert _zoo_kwargs({"policy": "MlpPolicy"})[2] is None
 
 
+def test_zoo_runs_learn_the_task_robopgs_preset_learns():
+    # Ant-v5's PPO preset drops the 78 contact forces from the observation (as Ant-v4, where rl-zoo3 tuned its
+    # values): SB3's side must be given the same env options, and robots without options get none.
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import zoo_env_kwargs
+
+    from robopg.presets import preset
+
+    assert zoo_env_kwargs("Ant-v5") == preset("Ant-v5", "ppo")["env_kwargs"] == {
+        "include_cfrc_ext_in_observation": False}
+    assert zoo_env_kwargs("Hopper-v5") == {} and zoo_env_kwargs("HalfCheetah-v5") == {}
+
+
+@needs_sb3
+def test_zoo_run_trains_and_evaluates_on_the_given_env_options(tmp_path):
+    pytest.importorskip("rl_zoo3")
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.workers import learn_zoo
+    from stable_baselines3 import PPO
+
+    r = learn_zoo("Ant-v5", 0, 1, str(tmp_path), {"include_cfrc_ext_in_observation": False})
+    assert r["env_kwargs"] == {"include_cfrc_ext_in_observation": False}
+    assert PPO.load(tmp_path / "model.zip", device="cpu").observation_space.shape == (27,)  # 105 with the forces
+
+
 def test_zoo_runs_are_their_own_robots_and_seeds():
     # `--seeds 0 --zoo-seeds 3`: only rl-zoo3's runs, on --zoo-envs (Ant-v5 too, which --envs does not name), and
     # the table shows those robots.
