@@ -582,8 +582,12 @@ def test_each_algorithm_starts_from_its_preset():
     trpo = make_config("Hopper-v5", algorithm="trpo", max_kl=0.02).validate()
     assert trpo.lr_schedule == "constant" and trpo.option("max_kl") == 0.02 and trpo.option("cg_iters") == 10
     for algorithm in ("pg", "npg", "trpo", "ppo"):
-        for env_id in (*PRESETS, *ALGORITHM_PRESETS["ppo"]):
+        for env_id in (*PRESETS, *(env for presets in ALGORITHM_PRESETS.values() for env in presets)):
             make_config(env_id, algorithm=algorithm).validate()
+    swimmer = make_config("Swimmer-v5", algorithm="trpo").validate()  # rl-zoo3's TRPO values, not Hopper's defaults
+    assert (swimmer.option("cg_iters"), swimmer.option("max_kl"), swimmer.gamma, swimmer.num_envs) == (25, 0.01,
+                                                                                                      0.9999, 2)
+    assert make_config("Swimmer-v5", algorithm="npg").option("cg_iters") == 10  # a rule's preset is its own
 
 
 def test_a_schedule_given_replaces_the_presets_kl_driven_learning_rate(cli, tmp_path):
