@@ -584,7 +584,7 @@ def test_each_algorithm_starts_from_its_preset():
     for algorithm in ("pg", "npg", "trpo", "ppo"):
         for env_id in (*PRESETS, *(env for presets in ALGORITHM_PRESETS.values() for env in presets)):
             make_config(env_id, algorithm=algorithm).validate()
-    swimmer = make_config("Swimmer-v5", algorithm="trpo").validate()  # rl-zoo3's TRPO values, not Hopper's defaults
+    swimmer = make_config("Swimmer-v5", algorithm="trpo").validate()  # rl-zoo3's TRPO values, not the general defaults
     assert (swimmer.option("cg_iters"), swimmer.option("max_kl"), swimmer.gamma, swimmer.num_envs) == (25, 0.01,
                                                                                                       0.9999, 2)
     assert make_config("Swimmer-v5", algorithm="npg").option("cg_iters") == 10  # a rule's preset is its own
