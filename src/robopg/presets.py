@@ -111,8 +111,7 @@ ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # rl-zoo3's tuned PPO settings where it has them (Swimmer-v4: 4 envs x 1024 steps, minibatch 256, lr 6e-4,
         # gamma 0.9999, lambda 0.98; Reacher-v2: 1 env x 512 steps, spread here over 8 envs of 50-step episodes),
         # else its "mujoco defaults" (benchmarks/results/trust-region-runs.md): Reacher IQM -4.1, Pusher -27.3 and
-        # Swimmer 256 over 5 seeds (Swimmer's seeds are bimodal: 126-138 or 312-345); Humanoid's preset not measured
-        # (Ant's with 64- and 512-row minibatches: 551 and 613 on seed 0).
+        # Swimmer 256 over 5 seeds (Swimmer's seeds are bimodal: 126-138 or 312-345).
         # Humanoid: rl-zoo3's tuned Humanoid-v4 values (512-step batches, minibatch 256, 5 epochs, lr 3.57e-5,
         # clip 0.3, initial log-std -2, 256x256 ReLU; V keeps robopg's own fit) over 8 envs x 64 steps, with gamma
         # 0.99, lambda 0.95 and the rate adapted to a KL of 0.01 (it sits at the 1e-5 floor): at 1M steps, seeds 0-4:
