@@ -122,7 +122,7 @@ def load(path: str | Path, which: str = "latest") -> Policy:
     ckpt = checkpoint.load(_checkpoint_path(Path(path), which))
     config = Config.from_dict(ckpt["config"])
     env = make_vector_env(config.env_id, 1, env_kwargs=config.env_kwargs,
-                          flatten_observations=config.flatten_observations)
+                          flatten_observations=config.flatten_observations, obs_history=config.obs_history)
     try:
         policy = make_policy(config, env.single_observation_space, env.single_action_space)
     finally:
@@ -138,11 +138,12 @@ def load(path: str | Path, which: str = "latest") -> Policy:
 
 
 def trained_env_options(policy: Policy, env_id: str) -> dict:
-    """The env kwargs and flattening ``policy`` was trained with, when it was loaded with ``load`` and ``env_id``
-    is its env's (else the env's defaults)."""
+    """The env kwargs, flattening and observation history ``policy`` was trained with, when it was loaded with
+    ``load`` and ``env_id`` is its env's (else the env's defaults)."""
     own = getattr(policy, "config", None)
     own = own if own is not None and own.env_id == env_id else Config(env_id=env_id)
-    return {"env_kwargs": own.env_kwargs, "flatten_observations": own.flatten_observations}
+    return {"env_kwargs": own.env_kwargs, "flatten_observations": own.flatten_observations,
+            "obs_history": own.obs_history}
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000,
@@ -159,7 +160,7 @@ def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000
     venv = make_vector_env(env_id, n, backend=backend,
                            env_kwargs=own["env_kwargs"] if env_kwargs is None else env_kwargs,
                            flatten_observations=own["flatten_observations"] if flatten_observations is None
-                           else flatten_observations)
+                           else flatten_observations, obs_history=own["obs_history"])
     try:
         # Each env contributes its episodes in order until the total is reached, so the set of episodes
         # (and the result) does not depend on which env finishes first.

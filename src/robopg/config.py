@@ -215,6 +215,9 @@ class Config:
                              check="non_negative")
     action_delay: str = _f("0", "Control steps an action waits before it reaches the robot: K, or LO:HI for a delay "
                            "drawn per episode (uniform integers).", check="delay")
+    obs_history: int = _f(0, "The policy and value function also see the last K observations and actions, newest "
+                          "first and zeros before an episode's start: [o_t, ..., o_{t-K}, a_{t-1}, ..., a_{t-K}] "
+                          "(0: the observation alone).", check="count")
     critic_obs: str = _f("obs", "What the value function sees: 'obs', or 'privileged' (the observation and the "
                          "randomised physics factors of its episode; never the policy). Needs --randomize.",
                          choices=CRITIC_OBS)

@@ -303,14 +303,23 @@ def _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which,
     import torch
 
     from .envs import make_env
+    from .envs.history import action_width
 
-    env = make_env(config.env_id, config.env_kwargs, config.flatten_observations)
+    env = make_env(config.env_id, config.env_kwargs, config.flatten_observations, config.obs_history)
     try:
         obs_space, act_space = env.observation_space, env.action_space
     finally:
         env.close()
     norm = policy.normalizer
     action_space, inputs, action, extra = _interface(policy, graph, act_space, format, stochastic)
+    if config.obs_history:
+        # The model cannot build its own history: whoever deploys it stacks the input as training did.
+        inputs[0]["history"] = {
+            "k": config.obs_history, "layout": "[o_t, o_(t-1), ..., o_(t-k), a_(t-1), ..., a_(t-k)]: the last k+1 "
+            "observations and the k actions the robot received, newest first; zeros before the episode's start"
+            + ("; actions one-hot" if graph.kind != "gaussian" else ""),
+            "observation_dim": (obs_space.shape[0] - config.obs_history * action_width(act_space))
+            // (config.obs_history + 1)}
     config_dict = config.to_dict()
     return {
         "format": MARKER,

@@ -62,7 +62,7 @@ class Trainer:
         # With Ray workers the envs live in the workers; one local env gives the spaces for the policy.
         self.venv = make_vector_env(c.env_id, 1 if c.workers else c.resolved_num_envs(), c.vectorization,
                                     c.env_backend, c.env_threads, c.env_kwargs, c.flatten_observations,
-                                    c.on_env_error)
+                                    c.on_env_error, c.obs_history)
         self.policy = make_policy(c, self.venv.single_observation_space, self.venv.single_action_space)
         self.algorithm = make_algorithm(c, self.policy, c.resolved_num_envs())
         self.say = print  # the progress display's, while train() runs

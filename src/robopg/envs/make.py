@@ -20,6 +20,7 @@ from ..errors import EnvError
 from ..native import SUPPORTED_IDS as NATIVE_IDS
 from ..native import make_native_vector_env, native_task, supports
 from .guard import EnvGuard
+from .history import ObservationHistory, ObservationHistoryEnv
 
 # MuJoCo's warnings (HalfCheetah's model warns that 'settotalmass' is deprecated every time it is built) go to
 # this logger, not into a MUJOCO_LOG.TXT in the working directory; a training run writes them to <run>/run.log.
@@ -150,7 +151,8 @@ def resolve_backend(env_id: str, backend: str = "auto", env_kwargs: dict[str, An
 
 def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", backend: str = "gymnasium",
                     threads: int = 0, env_kwargs: dict[str, Any] | None = None,
-                    flatten_observations: bool = False, on_env_error: str = "stop") -> gym.vector.VectorEnv:
+                    flatten_observations: bool = False, on_env_error: str = "stop",
+                    obs_history: int = 0) -> gym.vector.VectorEnv:
     """A vector env in SAME_STEP autoreset mode: Gymnasium's, or robopg's native batched MuJoCo one.
 
     Gymnasium 1.x defaults to NEXT_STEP: the step after an episode ends returns the reset observation with
@@ -160,7 +162,21 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", bac
 
     Each Gymnasium sub-env is wrapped in an ``EnvGuard`` (``on_env_error``: 'stop' or 'reset'), so an env that
     raises is reported by id and index; the native backend's batched physics raises no per-env errors.
+    ``obs_history`` K > 0 stacks the last K observations and actions onto every observation (``history``).
     """
+    venv = _make_vector_env(env_id, num_envs, vectorization, backend, threads, env_kwargs, flatten_observations,
+                            on_env_error)
+    if obs_history:
+        try:
+            return ObservationHistory(venv, obs_history)
+        except EnvError:
+            venv.close()
+            raise
+    return venv
+
+
+def _make_vector_env(env_id, num_envs, vectorization, backend, threads, env_kwargs, flatten_observations,
+                     on_env_error) -> gym.vector.VectorEnv:
     check_env_id(env_id)
     if resolve_backend(env_id, backend, env_kwargs) == "native":
         return make_native_vector_env(env_id, num_envs, threads=threads,  # flat Box observations already
@@ -184,14 +200,15 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", bac
 
 def make_vector_env_for(config, num_envs: int, backend: str | None = None) -> gym.vector.VectorEnv:
     """``make_vector_env`` with everything a run's config says about its env (id, backend, vectorization,
-    threads, env kwargs, flattening)."""
+    threads, env kwargs, flattening, observation history)."""
     return make_vector_env(config.env_id, num_envs, config.vectorization, backend or config.env_backend,
-                           config.env_threads, config.env_kwargs, config.flatten_observations, config.on_env_error)
+                           config.env_threads, config.env_kwargs, config.flatten_observations, config.on_env_error,
+                           config.obs_history)
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, flatten_observations: bool = False,
-             **make_kwargs: Any) -> gym.Env:
-    """One Gymnasium env (e.g. to render): ``gym.make`` with the run's env kwargs and flattening."""
+             obs_history: int = 0, **make_kwargs: Any) -> gym.Env:
+    """One Gymnasium env (e.g. to render): ``gym.make`` with the run's env kwargs, flattening and history."""
     check_env_id(env_id)
     check_env_kwargs(env_id, env_kwargs)
     try:
@@ -200,6 +217,12 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, flatten_obse
         raise EnvError(f"cannot make {env_id}{_with(env_kwargs)}: {_one_line(e)}") from e
     env = FlattenObservation(env) if flatten_observations else env
     _check_flat(env_id, env.observation_space, env)
+    if obs_history:
+        try:
+            return ObservationHistoryEnv(env, obs_history)
+        except EnvError:
+            env.close()
+            raise
     return env
 
 

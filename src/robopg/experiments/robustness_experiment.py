@@ -35,6 +35,8 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     done = run_dir / "robustness" / "robustness.json"
     if not done.exists():
         extra = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
+        if args.obs_history and arm != "nominal":
+            extra += ["--obs-history", str(args.obs_history)]
         if not (run_dir / "checkpoints" / "latest.pt").exists():
             _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(args.steps),
                     "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard", *extra)
@@ -66,6 +68,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"env_id": env_id, "steps": args.steps, "grid": args.grid,
                                                   "episodes": args.episodes, "randomize": args.randomize,
+                                                  "obs_history": args.obs_history,
                                                   "arms": result}, indent=1))
     _maps(env_id, docs, out / "maps.png")
     text = "\n".join(lines) + "\n"
@@ -86,8 +89,8 @@ def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
 
     from ..robustness import plot_map
 
-    fig, axes = plt.subplots(1, len(docs), figsize=(5.2 * len(docs), 4.2), dpi=100)
-    for ax, (arm, runs) in zip(axes, docs.items()):
+    fig, axes = plt.subplots(1, len(docs), figsize=(5.2 * len(docs), 4.2), dpi=100, squeeze=False)
+    for ax, (arm, runs) in zip(axes[0], docs.items()):
         mean = dict(runs[0])
         mean["cells"] = [dict(c, mean_return=sum(r["cells"][i]["mean_return"] for r in runs) / len(runs))
                          for i, c in enumerate(runs[0]["cells"])]
@@ -135,19 +138,26 @@ def main(argv: list[str] | None = None) -> int:
                    help="the update rule of every arm (default pg, the rule the documented results used)")
     p.add_argument("--steps", type=int, default=1_000_000, help="step budget of every run")
     p.add_argument("--randomize", default="mass=0.5:1.5,friction=0.5:1.5", help="the randomised arms' --randomize")
+    p.add_argument("--obs-history", type=int, default=0,
+                   help="the randomised arms' --obs-history (the nominal arm stays the preset)")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
     p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to run (default all: "
+                   + ", ".join(ARMS) + ")")
     p.add_argument("--runs-dir", default="runs/robustness-experiment")
     p.add_argument("--docs-dir", default="docs/robustness")
     p.add_argument("--throughput", action="store_true", help="only measure randomisation's training throughput "
                    "cost (paired, alternated iterations, native backend) on each env")
     args = p.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if not arms or set(arms) - set(ARMS):
+        p.error(f"--arms: choose from {', '.join(ARMS)}, got {args.arms!r}")
     if args.throughput:
         for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
             print(json.dumps(throughput(env_id, args.randomize, algorithm=args.algorithm)), flush=True)
         return 0
     for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
-        docs = {arm: [run_arm(env_id, arm, seed, args) for seed in range(args.seeds)] for arm in ARMS}
+        docs = {arm: [run_arm(env_id, arm, seed, args) for seed in range(args.seeds)] for arm in arms}
         print(summarize(env_id, docs, Path(args.docs_dir) / env_id, args), flush=True)
     return 0
 

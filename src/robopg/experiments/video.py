@@ -105,10 +105,12 @@ def _frame_stride(dt: float | None, fps: float | None) -> tuple[int, float]:
 def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, height: int = 480,
                     fps: float | None = None, max_steps: int | None = None, seed: int = 10_000,
                     deterministic: bool = True, max_seconds: float | None = None, env_kwargs: dict | None = None,
-                    flatten_observations: bool = False) -> tuple[list[np.ndarray], float, list[float]]:
+                    flatten_observations: bool = False,
+                    obs_history: int = 0) -> tuple[list[np.ndarray], float, list[float]]:
     """Frames of ``episodes`` episodes of ``policy`` (at most ``max_steps`` steps, or ``max_seconds`` of
     simulated time, each), the frame rate that plays them in real time (or ``fps``), and each episode's
-    return (of the steps rendered). ``env_kwargs`` and ``flatten_observations``: the run's (its config)."""
+    return (of the steps rendered). ``env_kwargs``, ``flatten_observations`` and ``obs_history``: the run's (its
+    config)."""
     import gymnasium as gym
 
     if episodes < 1:
@@ -126,7 +128,7 @@ def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, he
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from ..envs import make_env
     try:
-        env = make_env(env_id, env_kwargs, flatten_observations, render_mode="rgb_array",
+        env = make_env(env_id, env_kwargs, flatten_observations, obs_history, render_mode="rgb_array",
                        **({"width": width, "height": height} if mujoco else {}))
     except gym.error.DependencyNotInstalled as e:
         raise RenderError(f"{env_id} renders with pygame, which is not installed: pip install pygame") from e
@@ -235,7 +237,7 @@ def make_video(run: str | Path, out: str | Path | None = None, episodes: int = 2
     env_id = policy.config.env_id
     frames, fps, returns = render_episodes(policy, env_id, episodes, width, height, fps, max_steps, seed,
                                            deterministic, max_seconds, policy.config.env_kwargs,
-                                           policy.config.flatten_observations)
+                                           policy.config.flatten_observations, policy.config.obs_history)
     default = run / ("video.gif" if gif else "video.mp4") if run.is_dir() else run.with_suffix(".mp4")
     path = Path(out) if out else default
     write_video(frames, path, fps, gif=gif or path.suffix.lower() == ".gif")
