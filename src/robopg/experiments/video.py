@@ -109,8 +109,7 @@ def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, he
                     obs_history: int = 0) -> tuple[list[np.ndarray], float, list[float]]:
     """Frames of ``episodes`` episodes of ``policy`` (at most ``max_steps`` steps, or ``max_seconds`` of
     simulated time, each), the frame rate that plays them in real time (or ``fps``), and each episode's
-    return (of the steps rendered). ``env_kwargs``, ``flatten_observations`` and ``obs_history``: the run's (its
-    config)."""
+    return (of the steps rendered). ``env_kwargs``, ``flatten_observations``, ``obs_history``: the run's."""
     import gymnasium as gym
 
     if episodes < 1:
@@ -132,8 +131,7 @@ def render_episodes(policy, env_id: str, episodes: int = 1, width: int = 480, he
                        **({"width": width, "height": height} if mujoco else {}))
     except gym.error.DependencyNotInstalled as e:
         raise RenderError(f"{env_id} renders with pygame, which is not installed: pip install pygame") from e
-    frames: list[np.ndarray] = []
-    returns: list[float] = []
+    frames, returns = [], []
     try:
         dt = getattr(env.unwrapped, "dt", None)
         stride, fps = _frame_stride(dt if mujoco else None, fps)
