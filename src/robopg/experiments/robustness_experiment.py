@@ -50,7 +50,8 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
     from ..stats import interval, iqm
 
     lines = [f"### {env_id}: {_seeds(len(next(iter(docs.values()))))} per arm, {args.steps:,} steps, grid "
-             f"{' x '.join(args.grid)}, {args.episodes} episodes per cell",
+             f"{' x '.join(args.grid)}, {args.episodes} episodes per cell"
+             + (f"; randomised arms with --obs-history {args.obs_history}" if args.obs_history else ""),
              "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
              "|---|" + "---:|" * (len(METRICS) + 1)]
     result = {}
