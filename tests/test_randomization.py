@@ -80,7 +80,7 @@ def test_action_delay_and_noise():
 def _rollouts(backend, batches=3, **kw):
     torch.manual_seed(0)
     c = make_config("Hopper-v5", randomize=SPEC, num_envs=4, batch_size=256, env_backend=backend, **kw)
-    venv = make_vector_env("Hopper-v5", 4, backend=backend)
+    venv = make_vector_env("Hopper-v5", 4, backend=backend, obs_history=c.obs_history)
     policy = make_policy(c, venv.single_observation_space, venv.single_action_space)
     sampler = Sampler(venv, policy, 256, "steps", 3, "Hopper-v5", randomizer=make_randomizer(c, 4, 3, venv=venv))
     out = [sampler.collect() for _ in range(batches)]
@@ -88,16 +88,19 @@ def _rollouts(backend, batches=3, **kw):
     return out
 
 
-def test_same_draws_same_trajectories_on_both_backends():
-    kw = dict(obs_noise=0.01, action_noise=0.05, action_delay="0:1")
+def same_on_both_backends(**kw):
+    """The rollouts of both backends, checked equal to the bit; returns the native ones."""
     native, gym = _rollouts("native", **kw), _rollouts("gymnasium", **kw)
-    episodes = 0
     for n, g in zip(native, gym):
         for name in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs", "context"):
             np.testing.assert_array_equal(getattr(n, name), getattr(g, name), err_msg=name)
-        episodes += len(n.episode_returns)
-    assert episodes > 10  # many episode starts, each with new draws
-    assert n.context.shape == (64, 4, 5)  # 4 factors and the delay
+    assert sum(len(n.episode_returns) for n in native) > 10  # many episode starts, each with new draws
+    return native
+
+
+def test_same_draws_same_trajectories_on_both_backends():
+    native = same_on_both_backends(obs_noise=0.01, action_noise=0.05, action_delay="0:1")
+    assert native[-1].context.shape == (64, 4, 5)  # 4 factors and the delay
 
 
 def test_privileged_needs_randomize_and_no_randomize_means_no_randomizer():
