@@ -8,6 +8,10 @@ and ``policy.json`` says which environment it is for. The episodes are those of 
 mode, reset once with ``seed=S`` (env i gets seed S + i), each env contributing its first episodes in order
 until N are done. A deterministic export therefore gets the same returns as ``robopg eval``.
 
+A run trained with ``--obs-history K`` takes ``[o_t, ..., o_(t-K), a_(t-1), ..., a_(t-K)]`` (policy.json,
+``inputs[0].history``): ``History`` below stacks it as robopg's env wrapper does, restarting an env's stack
+when its episode ends.
+
 A ``--stochastic`` export takes a ``noise`` input as well; this script draws it with numpy
 (``--noise-seed``), so its returns are repeatable but not those of ``robopg eval --stochastic`` (which
 samples with torch's generator).
@@ -52,20 +56,52 @@ class OnnxPolicy:
         return self.session.run(["action"], feed)[0]
 
 
+class History:
+    """The stacked input of a ``--obs-history K`` policy: the last K+1 observations and K actions, newest first,
+    zeros before an episode's start (discrete actions one-hot)."""
+
+    def __init__(self, spec: dict, action_space: gym.Space, num_envs: int):
+        k, self.discrete = spec["k"], isinstance(action_space, gym.spaces.Discrete)
+        width = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.obs = np.zeros((num_envs, k + 1, spec["observation_dim"]), np.float32)
+        self.actions = np.zeros((num_envs, k, width), np.float32)
+
+    def start(self, obs: np.ndarray, ids=slice(None)) -> np.ndarray:
+        self.obs[ids], self.actions[ids] = 0.0, 0.0
+        self.obs[ids, 0] = obs[ids]
+        return self.stacked()
+
+    def step(self, action: np.ndarray, obs: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        self.obs[:, 1:], self.obs[:, 0] = self.obs[:, :-1].copy(), obs
+        if self.actions.shape[1]:
+            a = np.eye(self.actions.shape[2], dtype=np.float32)[action] if self.discrete else action
+            self.actions[:, 1:], self.actions[:, 0] = self.actions[:, :-1].copy(), a.reshape(len(obs), -1)
+        return self.start(obs, np.flatnonzero(ended)) if ended.any() else self.stacked()
+
+    def stacked(self) -> np.ndarray:
+        n = len(self.obs)
+        return np.concatenate([self.obs.reshape(n, -1), self.actions.reshape(n, -1)], axis=1)
+
+
 def evaluate(policy: OnnxPolicy, env_id: str, episodes: int = 10, seed: int = 10_000,
              num_envs: int | None = None) -> dict:
     """Mean and std of the return over ``episodes`` episodes, seeded and counted as ``robopg eval`` does."""
     n = min(num_envs or episodes, episodes, 16)
     venv = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync",
                         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    spec = policy.info["model"]["inputs"][0].get("history")
+    history = History(spec, venv.single_action_space, n) if spec else None
     try:
         obs, _ = venv.reset(seed=seed)
+        obs = history.start(obs) if history else obs
         running = np.zeros(n)
         quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
         done_count = np.zeros(n, dtype=int)
         per_env: list[list[float]] = [[] for _ in range(n)]
         while (done_count < quota).any():
-            obs, reward, terminated, truncated, _ = venv.step(policy.act(obs))
+            action = policy.act(obs)
+            obs, reward, terminated, truncated, _ = venv.step(action)
+            obs = history.step(action, obs, terminated | truncated) if history else obs
             running += reward
             for i in np.flatnonzero(terminated | truncated):
                 if done_count[i] < quota[i]:

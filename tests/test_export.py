@@ -35,6 +35,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-runs")
     robopg.train(tiny("Hopper-v5", steps=2048), run_dir=root / "hopper")
     robopg.train(tiny("CartPole-v1", steps=2048), run_dir=root / "cartpole")
+    robopg.train(tiny("Hopper-v5", steps=2048, obs_history=2), run_dir=root / "history")
     shutil.copytree(root / "hopper", root / "hopper-wide")
     path = root / "hopper-wide" / "checkpoints" / "latest.pt"
     data = checkpoint.load(path)
@@ -42,7 +43,8 @@ def runs(tmp_path_factory):
                key=lambda k: int(k.split(".")[1]))
     data["policy"][last] = data["policy"][last] * 50.0  # means of several units: clipped to [-1, 1]
     checkpoint.save(path, data)
-    return {"gaussian": root / "hopper-wide", "categorical": root / "cartpole", "hopper": root / "hopper"}
+    return {"gaussian": root / "hopper-wide", "categorical": root / "cartpole", "hopper": root / "hopper",
+            "history": root / "history"}
 
 
 def observations(policy, n=N_OBS, seed=0):
@@ -222,8 +224,10 @@ def test_policy_json_describes_the_policy_and_travels_inside_the_files(runs, cap
 
 
 # --- the deploy example --------------------------------------------------------------------------------------
-def test_deploy_example_gets_the_returns_of_robopg_eval(runs, capsys, cli):
-    run = runs["hopper"]
+@pytest.mark.parametrize("name", ["hopper", "history"])
+def test_deploy_example_gets_the_returns_of_robopg_eval(name, runs, capsys, cli):
+    # "history": --obs-history 2, whose input the example stacks itself from policy.json's layout.
+    run = runs[name]
     code, _, err = export_main(capsys, run, "--format", "onnx")
     assert code == 0, err
     # numpy + onnxruntime + gymnasium only: importing torch or robopg would fail in this process.
