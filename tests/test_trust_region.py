@@ -425,6 +425,25 @@ def test_gaussian_log_prob_grad_is_autograds(activation):
         torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-13)
 
 
+def test_kl_driven_rate_moves_by_its_factor_and_stops_at_its_bounds():
+    from types import SimpleNamespace
+
+    from robopg.algorithms.ppo import LR_FACTOR, LR_MAX, LR_MIN, PPO
+
+    def adapted(lr, kl, desired=0.01):
+        ppo = SimpleNamespace(optimizer=SimpleNamespace(param_groups=[{"lr": lr}]), desired_kl=desired)
+        PPO._adapt_lr(ppo, kl)
+        return ppo.optimizer.param_groups[0]["lr"]
+
+    assert adapted(3e-4, 0.05) == pytest.approx(3e-4 / LR_FACTOR)   # KL above twice the target: slower
+    assert adapted(3e-4, 0.001) == pytest.approx(3e-4 * LR_FACTOR)  # below half of it: faster
+    assert adapted(3e-4, 0.01) == 3e-4 and adapted(3e-4, 0.0) == 3e-4
+    assert adapted(1.2e-5, 1.0) == LR_MIN and adapted(LR_MAX / 1.2, 0.001) == LR_MAX
+    # A rate given outside the bounds is never moved the wrong way by them.
+    assert adapted(5e-6, 1.0) == 5e-6 and adapted(5e-6, 0.001) == pytest.approx(5e-6 * LR_FACTOR)
+    assert adapted(5e-2, 0.001) == 5e-2 and adapted(5e-2, 1.0) == pytest.approx(5e-2 / LR_FACTOR)
+
+
 def test_ppo_update_by_hand_equals_the_autograd_update(monkeypatch):
     # A whole PPO update (4 epochs x 8 minibatches, gradient clipping, entropy bonus) on a Gaussian policy:
     # the hand-written gradients and autograd's differ only in float32 rounding.

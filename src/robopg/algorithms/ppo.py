@@ -159,11 +159,12 @@ class PPO:
         return {"policy_loss": float(surrogate.detach()), "clip_fraction": clip_fraction, "grad_norm": grad_norm}
 
     def _adapt_lr(self, kl: float) -> None:
+        # The bounds stop the rule, never reverse it: a rate given below LR_MIN is not raised by a KL too large.
         for g in self.optimizer.param_groups:
             if kl > 2.0 * self.desired_kl:
-                g["lr"] = max(LR_MIN, g["lr"] / LR_FACTOR)
+                g["lr"] = min(g["lr"], max(LR_MIN, g["lr"] / LR_FACTOR))
             elif 0.0 < kl < 0.5 * self.desired_kl:
-                g["lr"] = min(LR_MAX, g["lr"] * LR_FACTOR)
+                g["lr"] = max(g["lr"], min(LR_MAX, g["lr"] * LR_FACTOR))
 
     # --- what carries over between iterations --------------------------------------------------------
     def modules(self) -> list[torch.nn.Module]:
