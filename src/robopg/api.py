@@ -117,7 +117,9 @@ def _checkpoint_path(path: Path, which: str) -> Path:
 def load(path: str | Path, which: str = "latest") -> Policy:
     """A trained policy from a run directory (its ``checkpoints/<which>.pt``) or a checkpoint file.
 
-    ``policy.act(obs, deterministic=True)`` gives the action to send to the environment.
+    ``policy.act(obs, deterministic=True)`` gives the action to send to the environment. A run trained with
+    ``--obs-history K`` acts on the stacked input: build its env with ``make_vector_env(..., obs_history=K)``
+    (``policy.config.obs_history``), or ``robopg.envs.history.ObservationHistoryEnv`` around a single env.
     """
     ckpt = checkpoint.load(_checkpoint_path(Path(path), which))
     config = Config.from_dict(ckpt["config"])
