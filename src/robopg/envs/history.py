@@ -69,9 +69,9 @@ class History:
             return np.eye(self.actions.shape[2], dtype=np.float32)[np.asarray(action, dtype=np.int64).reshape(-1)]
         return np.asarray(action, dtype=np.float32).reshape(len(self.actions), -1)
 
-    def stacked(self, ids=slice(None)) -> np.ndarray:
-        obs, actions = self.obs[ids], self.actions[ids]
-        return np.concatenate([obs.reshape(len(obs), -1), actions.reshape(len(actions), -1)], axis=1)
+    def stacked(self) -> np.ndarray:
+        n = len(self.obs)
+        return np.concatenate([self.obs.reshape(n, -1), self.actions.reshape(n, -1)], axis=1)
 
     def state_dict(self) -> dict:
         return {"obs": self.obs.copy(), "actions": self.actions.copy()}
