@@ -65,6 +65,61 @@ def test_draws_depend_on_neither_order_nor_grouping():
     assert not np.array_equal(c.factors, first.factors[2:])
 
 
+def test_ramp_shrinks_the_same_draws_towards_the_nominal_robot():
+    venv = make_vector_env("Hopper-v5", 4, backend="native")
+    full = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7)
+    ramped = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7, ramp_steps=1000)
+    log = np.array([dist == "log" for _, _, dist in full.ranges.values()])
+
+    def start_both():
+        for r in (full, ramped):
+            r.start(venv, np.arange(4))
+
+    start_both()
+    np.testing.assert_array_equal(ramped.factors, 1.0)         # step 0: the nominal robot
+    np.testing.assert_array_equal(ramped.delay, full.delay)     # delays are not ramped
+    ramped.advance(250)
+    start_both()
+    shrunk = np.where(log, np.exp(0.25 * np.log(full.factors)), 1.0 + 0.25 * (full.factors - 1.0))
+    np.testing.assert_allclose(ramped.factors, shrunk, rtol=1e-12)
+    assert np.abs(ramped.factors - 1).max() > 0.01              # a quarter of the range, not nothing
+    ramped.advance(5000)                                        # past the ramp: today's draws, to the bit
+    start_both()
+    np.testing.assert_array_equal(ramped.factors, full.factors)
+
+
+def ramp_bound_holds(contexts, ramp_steps):
+    """``contexts``: (env steps before the iteration, its rollout's context) per iteration, for --randomize
+    "mass=0.5:1.5,friction=0.5:2:log". Every episode in it started at a width no larger than the iteration's;
+    returns each iteration's largest mass deviation from 1."""
+    spread = []
+    for steps, context in contexts:
+        w = min(1.0, steps / ramp_steps)
+        factors = np.exp(context.astype(np.float64)).reshape(-1, 2)
+        assert (np.abs(factors[:, 0] - 1) <= 0.5 * w + 1e-6).all(), (steps, w)
+        assert (np.abs(context[..., 1]) <= w * np.log(2) + 1e-6).all(), (steps, w)
+        spread.append(np.abs(factors[:, 0] - 1).max())
+    assert spread[0] == 0.0
+    return spread
+
+
+@pytest.mark.parametrize("backend", ["native", "gymnasium"])
+def test_ramped_run_widens_with_env_steps_and_resumes_to_the_same_numbers(tmp_path, backend):
+    kw = dict(randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_ramp=1600, critic_obs="privileged",
+              env_backend=backend, steps=2400, batch_size=400, checkpoint_every=100)
+    contexts = []
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full",
+                        callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
+    spread = ramp_bound_holds(contexts, 1600)
+    assert spread[-1] > 0.25  # beyond the half-width range of env step 800
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(2)])
+    _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
+    unramped = robopg.train(tiny("Hopper-v5", **{**kw, "randomize_ramp": 0}), tmp_path / "unramped")
+    assert _numbers(unramped.run_dir) != _numbers(full.run_dir)
+    assert robopg.api.load_config(full.run_dir).randomize_ramp == 1600
+
+
 def test_action_delay_and_noise():
     r = Randomizer("", 0.0, 0.0, "1", 2, seed=0)
     low, high = np.full(1, -1.0, np.float32), np.full(1, 1.0, np.float32)
@@ -152,6 +207,8 @@ def test_ray_worker_randomises_its_own_envs():
     (["--action-delay", "-1"], "--action-delay"),
     (["--obs-noise", "-0.1"], "--obs-noise"),
     (["--critic-obs", "privileged"], "--critic-obs"),
+    (["--randomize-ramp", "1000"], "--randomize-ramp"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-ramp", "-5"], "--randomize-ramp"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")

@@ -24,6 +24,7 @@ from robopg.trainer import Trainer, TrainingInterrupted  # noqa: E402
 
 from .conftest import ROOT, run_cli, tiny  # noqa: E402
 from .ray_envs import EPISODE_LENGTH, register_counting  # noqa: E402
+from .test_randomization import ramp_bound_holds  # noqa: E402
 from .test_training import _numbers, _same, interrupt_at  # noqa: E402
 
 
@@ -186,6 +187,15 @@ def test_privileged_critic_on_two_workers_reproduces(ray_cluster, tmp_path):
     assert first.shape[1] > obs_dim
     blind = robopg.train(tiny("Hopper-v5", **{**kw, "critic_obs": "obs"}), tmp_path / "blind")
     assert _numbers(blind.run_dir) != _numbers(a.run_dir)
+
+
+def test_workers_widen_a_ramped_randomisation_with_the_runs_env_steps(ray_cluster, tmp_path):
+    contexts = []
+    kw = dict(workers=2, envs_per_worker=2, randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_ramp=1024,
+              estimator="gae", baseline="value", steps=1536, batch_size=256)
+    robopg.train(tiny("Hopper-v5", **kw), tmp_path / "a",
+                 callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
+    assert ramp_bound_holds(contexts, 1024)[-1] > 0.25
 
 
 def test_two_workers_same_seed_same_numbers(ray_cluster, tmp_path):

@@ -209,6 +209,9 @@ class Config:
                         "e.g. mass=0.7:1.3,friction=0.5:1.5 (NAME=LO:HI, uniform; NAME=LO:HI:log, log-uniform). "
                         "Names: " + ", ".join(RANDOMIZE_PARAMS) + ". Seeded from --seed; empty: the nominal robot.",
                         check="randomize")
+    randomize_ramp: int = _f(0, "Env steps over which the --randomize ranges widen linearly from the nominal robot "
+                             "(every factor 1) to their full width: a curriculum (0: full width from the start).",
+                             check="count")
     obs_noise: float = _f(0.0, "Std of Gaussian noise added to every observation the policy sees (0: none).",
                           check="non_negative")
     action_noise: float = _f(0.0, "Std of Gaussian noise added to every action sent to the robot (0: none).",
@@ -262,6 +265,8 @@ class Config:
         if self.critic_obs == "privileged" and not self.randomize:
             raise _bad("critic_obs", "'privileged' gives the value function the randomised physics factors: it "
                        "needs --randomize")
+        if self.randomize_ramp and not self.randomize:
+            raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
         if self.critic_obs == "privileged" and self.baseline != "value":
             raise _bad("critic_obs", "'privileged' is an input of the value function: it needs --baseline value")
         if self.ray_address and self.workers == 0:

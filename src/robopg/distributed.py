@@ -129,6 +129,7 @@ class RaySampler:
         self.shares = worker_shares(config.batch_size, config.workers, config.envs_per_worker, self.mode)
         self.incarnations = [0] * config.workers
         self.restarts_total = 0
+        self.env_steps = 0  # the run's, for the workers' --randomize-ramp
         self._stats: dict[str, float] = {}
         self.workers: list = []
         self._started_ray = connect(config)
@@ -159,6 +160,9 @@ class RaySampler:
                  f"node(s)")
 
     # ------------------------------------------------------------------------------------------------
+    def advance(self, env_steps: int) -> None:
+        self.env_steps = env_steps
+
     def collect(self) -> Rollout:
         t0 = time.perf_counter()
         gather = _Gather(self, self._ray.put(self.policy.state_dict()))
@@ -237,7 +241,7 @@ class _Gather:
     def submit(self, i: int) -> None:
         s = self.sampler
         self.attempts[i] += 1
-        call = s.workers[i].collect.remote(self.weights, s.incarnations[i])
+        call = s.workers[i].collect.remote(self.weights, s.incarnations[i], s.env_steps)
         self.pending[call] = (i, "collect", time.monotonic() + s.config.worker_timeout)
 
     def probe(self, i: int, deadline: float) -> None:

@@ -14,6 +14,10 @@ it, as ``robopg.physics`` does with a ``(num_envs,)`` factor. Factors reach the 
 after the env reset for its new episode (with SAME_STEP autoreset the reset happens inside the step that ended
 the previous episode), so they act from the episode's first step on.
 
+A ramp (``--randomize-ramp STEPS``) is a curriculum: the physics ranges widen linearly with the run's env steps,
+from the nominal robot (every factor 1) to their full width at STEPS. The draw is the same uniform number, shrunk
+towards 1 (for log-uniform ranges, in log space), so a ramp changes what is drawn, never how many draws are made.
+
 The delayed action: the robot receives the action chosen ``k`` control steps earlier; for an episode's first
 ``k`` steps, zeros (the motors at rest). The policy's own sample is what the rollout stores, so the policy
 gradient stays that of the density it sampled from; noise, delay and clipping belong to the environment.
@@ -39,7 +43,7 @@ class Randomizer:
     the run (a Ray worker holds envs first_env_index, first_env_index + 1, ...)."""
 
     def __init__(self, spec: str, obs_noise: float, action_noise: float, action_delay: str, num_envs: int,
-                 seed: int, first_env_index: int = 0):
+                 seed: int, first_env_index: int = 0, ramp_steps: int = 0):
         self.ranges = parse_randomize(spec)           # physics name -> (lo, hi, 'uniform' | 'log')
         self.names = tuple(self.ranges)
         self.obs_noise, self.action_noise = float(obs_noise), float(action_noise)
@@ -49,6 +53,9 @@ class Randomizer:
         self.delay = np.full(num_envs, self.delay_range[0], dtype=np.int64)
         self._history: np.ndarray | None = None       # [N, max delay + 1, *action shape], newest last
         self._context: np.ndarray | None = None
+        # The fraction of each physics range that episodes starting now draw from (1 without a ramp).
+        self.ramp_steps = int(ramp_steps)
+        self.width = 0.0 if self.ramp_steps else 1.0
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -78,19 +85,28 @@ class Randomizer:
             except EnvError as e:
                 raise EnvError(f"--randomize: {e}") from None
 
+    def advance(self, env_steps: int) -> None:
+        """The run has taken ``env_steps`` env steps: set the ranges' width for the episodes that start next."""
+        if self.ramp_steps:
+            self.width = min(1.0, env_steps / self.ramp_steps)
+
     # --- episode starts ---------------------------------------------------------------------------------
     def start(self, venv, ids: np.ndarray) -> None:
         """New episodes begin in envs ``ids`` (already reset): draw their factors and delays and apply them."""
         ids = np.asarray(ids)
         if not len(ids):
             return
-        lo_d, hi_d = self.delay_range
+        lo_d, hi_d, w = *self.delay_range, self.width
         for i in ids:
             rng = self._env_rngs[i]
             for j, name in enumerate(self.names):
                 lo, hi, dist = self.ranges[name]
-                self.factors[i, j] = (np.exp(rng.uniform(np.log(lo), np.log(hi))) if dist == "log"
-                                      else rng.uniform(lo, hi))
+                if dist == "log":
+                    self.factors[i, j] = np.exp(w * rng.uniform(np.log(lo), np.log(hi)))
+                else:
+                    u = rng.uniform(lo, hi)
+                    # (1 + (u - 1) is not u in floating point: full width keeps today's draws to the bit.)
+                    self.factors[i, j] = u if w == 1.0 else 1.0 + w * (u - 1.0)
             if hi_d > lo_d:
                 self.delay[i] = rng.integers(lo_d, hi_d + 1)
         if self._history is not None:
@@ -164,7 +180,7 @@ def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, 
     if not config.randomized():
         return None
     r = Randomizer(config.randomize, config.obs_noise, config.action_noise, config.action_delay, num_envs, seed,
-                   first_env_index)
+                   first_env_index, config.randomize_ramp)
     if venv is not None:
         r.check_env(venv)
     return r

@@ -128,6 +128,11 @@ class Sampler:
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
 
+    def advance(self, env_steps: int) -> None:
+        """The run has taken ``env_steps`` env steps (a --randomize-ramp widens the ranges with them)."""
+        if self.randomizer is not None:
+            self.randomizer.advance(env_steps)
+
     @torch.no_grad()
     def collect(self) -> Rollout:
         if self._obs is None or self.mode == "episodes":

@@ -130,6 +130,7 @@ class Trainer:
     def step(self) -> tuple[Rollout, dict[str, float]]:
         """One iteration's sampling and update, without logging or checkpoints: the rollout and the update's
         statistics."""
+        self.sampler.advance(self.env_steps)
         rollout = self.sampler.collect()
         self._count_env_errors(rollout)
         stats = self.algorithm.update(rollout, self.iteration + 1, self.env_steps / self.config.steps)

@@ -37,6 +37,8 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
         extra = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
         if args.obs_history and arm != "nominal":
             extra += ["--obs-history", str(args.obs_history)]
+        if args.randomize_ramp and arm != "nominal":
+            extra += ["--randomize-ramp", str(args.randomize_ramp)]
         if not (run_dir / "checkpoints" / "latest.pt").exists():
             _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(args.steps),
                     "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard", *extra)
@@ -51,7 +53,8 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
 
     lines = [f"### {env_id}: {_seeds(len(next(iter(docs.values()))))} per arm, {args.steps:,} steps, grid "
              f"{' x '.join(args.grid)}, {args.episodes} episodes per cell"
-             + (f"; randomised arms with --obs-history {args.obs_history}" if args.obs_history else ""),
+             + (f"; randomised arms with --obs-history {args.obs_history}" if args.obs_history else "")
+             + (f"; randomised arms with --randomize-ramp {args.randomize_ramp:,}" if args.randomize_ramp else ""),
              "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
              "|---|" + "---:|" * (len(METRICS) + 1)]
     result = {}
@@ -70,6 +73,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
     (out / "results.json").write_text(json.dumps({"env_id": env_id, "steps": args.steps, "grid": args.grid,
                                                   "episodes": args.episodes, "randomize": args.randomize,
                                                   "obs_history": args.obs_history,
+                                                  "randomize_ramp": args.randomize_ramp,
                                                   "arms": result}, indent=1))
     _maps(env_id, docs, out / "maps.png")
     text = "\n".join(lines) + "\n"
@@ -141,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--randomize", default="mass=0.5:1.5,friction=0.5:1.5", help="the randomised arms' --randomize")
     p.add_argument("--obs-history", type=int, default=0,
                    help="the randomised arms' --obs-history (the nominal arm stays the preset)")
+    p.add_argument("--randomize-ramp", type=int, default=0,
+                   help="the randomised arms' --randomize-ramp: env steps over which their ranges widen from the "
+                   "nominal robot (0: full width from the start)")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to run (default all: "
