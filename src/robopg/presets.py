@@ -60,9 +60,10 @@ DEFAULT_ALGORITHM: dict[str, str] = {
     # PPO (rl-zoo3's tuned PPO values): 138, 312, 126, 318, 345 (IQM 256, bimodal); pg with the general defaults:
     # 32.5, 34.9, 33.7, 37.2, 39.5 (IQM 35.3).
     "Swimmer-v5": "trpo",
-    # PPO at 1M steps, seeds 0-6: 2,429, 976, 745, 708, 5,652, 814, 874 (IQM 1,168; its preset below); with 5
-    # epochs, seeds 0-4: 1,101, 785, 753, 745, 680 (IQM 761); pg with the general defaults: 342, 387, 380, 380, 524
-    # (IQM 382): PPO ahead on every seed. The 1,500 target is missed by all three.
+    # PPO (its preset below, 20 epochs) at 1M steps, seeds 0-6: 1,108, 923, 5,304, 852, 841, 4,830, 787 (IQM
+    # 1,711 [837, 3,531]; seeds 0-4 alone 961); with 10 epochs: 2,429, 976, 745, 708, 5,652, 814, 874 (IQM 1,168);
+    # with 5, seeds 0-4: 1,101, 785, 753, 745, 680 (IQM 761); pg with the general defaults: 342, 387, 380, 380, 524
+    # (IQM 382): PPO ahead on every seed.
     "Humanoid-v5": "ppo",
 }
 
@@ -115,17 +116,18 @@ ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # Swimmer 256 over 5 seeds (Swimmer's seeds are bimodal: 126-138 or 312-345).
         # Humanoid: rl-zoo3's tuned Humanoid-v4 values (512-step batches, minibatch 256, lr 3.57e-5, clip 0.3,
         # initial log-std -2, 256x256 ReLU; V keeps robopg's own fit) over 8 envs x 64 steps, with gamma 0.99, lambda
-        # 0.95, the rate adapted to a KL of 0.01 (it sits at the 1e-5 floor) and 10 epochs (rl-zoo3: 5): at 1M steps,
-        # seeds 0-6: 2,429, 976, 745, 708, 5,652, 814, 874 (IQM 1,168; seeds 0-4 alone 1,383; two seeds walk by
-        # 1M). With 5 epochs, seeds 0-4: 1,101, 785, 753, 745, 680 (IQM 761), and 6,109 at 10M on seed 0 (walking
-        # from 2M). rl-zoo3's own (1 env, gamma 0.95, lambda 0.9): 761 on seed 0; Ant's fit 551, 613; A2C-like pg
+        # 0.95, the rate adapted to a KL of 0.01 (it sits at the 1e-5 floor) and 20 epochs (rl-zoo3: 5): at 1M steps,
+        # seeds 0-6: 1,108, 923, 5,304, 852, 841, 4,830, 787 (IQM 1,711, interval [837, 3,531]; two seeds walk by
+        # 1M). With 10 epochs: 2,429, 976, 745, 708, 5,652, 814, 874 (IQM 1,168; two seeds walk too: the two counts
+        # are not told apart by 7 seeds). With 5 epochs, seeds 0-4: 1,101, 785, 753, 745, 680 (IQM 761), and 6,109 at
+        # 10M on seed 0 (walking from 2M). rl-zoo3's own (1 env, gamma 0.95, lambda 0.9): 761 on seed 0; Ant's fit 551, 613; A2C-like pg
         # (Tianshou's values) 572, 759; a constant 5e-6 rate 625 (benchmarks/results/trust-region-runs.md).
         "Swimmer-v5": dict(_SB3_PPO, num_envs=4, batch_size=4096, minibatch_size=256, lr=6e-4, gamma=0.9999,
                            lam=0.98),
         "Reacher-v5": dict(_SB3_PPO, batch_size=512, minibatch_size=32, epochs=5, lr=1.04019e-4, clip_range=0.3,
                            gamma=0.9, lam=1.0, max_grad_norm=0.9),
         "Pusher-v5": dict(_SB3_PPO),
-        "Humanoid-v5": dict(_SB3_PPO, batch_size=512, minibatch_size=256, epochs=10, lr=3.56987e-5,
+        "Humanoid-v5": dict(_SB3_PPO, batch_size=512, minibatch_size=256, epochs=20, lr=3.56987e-5,
                             entropy_coef=0.00238306, clip_range=0.3, max_grad_norm=2.0, desired_kl=0.01,
                             init_log_std=-2.0, hidden_sizes=[256, 256], activation="relu"),
     },
