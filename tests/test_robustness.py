@@ -138,7 +138,7 @@ def test_experiment_summary_with_one_seed_and_with_two(cli, hopper_run, tmp_path
     doc = json.loads((tmp_path / "m" / "robustness.json").read_text())
     other = dict(doc, nominal_return=doc["nominal_return"] + 100.0)
     args = Namespace(steps=2048, grid=["mass=0.8:1.2:2", "friction=0.8:1.2:2"], episodes=1, randomize="mass=0.5:1.5",
-                     obs_history=0)
+                     obs_history=0, randomize_ramp=0)
     one = summarize("Hopper-v5", {"nominal": [doc], "randomized": [doc]}, tmp_path / "one", args)
     assert f"| nominal | {doc['nominal_return']:,.0f} | " in one and "[" not in one
     two = summarize("Hopper-v5", {"nominal": [doc, other], "randomized": [doc, other]}, tmp_path / "two", args)
