@@ -120,8 +120,9 @@ ALGORITHM_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # seeds 0-6: 1,108, 923, 5,304, 852, 841, 4,830, 787 (IQM 1,711, interval [837, 3,531]; two seeds walk by
         # 1M). With 10 epochs: 2,429, 976, 745, 708, 5,652, 814, 874 (IQM 1,168; two seeds walk too: the two counts
         # are not told apart by 7 seeds). With 5 epochs, seeds 0-4: 1,101, 785, 753, 745, 680 (IQM 761), and 6,109 at
-        # 10M on seed 0 (walking from 2M). rl-zoo3's own (1 env, gamma 0.95, lambda 0.9): 761 on seed 0; Ant's fit 551, 613; A2C-like pg
-        # (Tianshou's values) 572, 759; a constant 5e-6 rate 625 (benchmarks/results/trust-region-runs.md).
+        # 10M on seed 0 (walking from 2M). rl-zoo3's own (1 env, gamma 0.95, lambda 0.9): 761 on seed 0; Ant's fit
+        # 551, 613; A2C-like pg (Tianshou's values) 572, 759; a constant 5e-6 rate 625
+        # (benchmarks/results/trust-region-runs.md).
         "Swimmer-v5": dict(_SB3_PPO, num_envs=4, batch_size=4096, minibatch_size=256, lr=6e-4, gamma=0.9999,
                            lam=0.98),
         "Reacher-v5": dict(_SB3_PPO, batch_size=512, minibatch_size=32, epochs=5, lr=1.04019e-4, clip_range=0.3,
