@@ -35,10 +35,9 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     done = run_dir / "robustness" / "robustness.json"
     if not done.exists():
         extra = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
-        if args.obs_history and arm != "nominal":
-            extra += ["--obs-history", str(args.obs_history)]
-        if args.randomize_ramp and arm != "nominal":
-            extra += ["--randomize-ramp", str(args.randomize_ramp)]
+        for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp)):
+            if value and arm != "nominal":  # the nominal arm stays the preset
+                extra += [option, str(value)]
         if not (run_dir / "checkpoints" / "latest.pt").exists():
             _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(args.steps),
                     "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard", *extra)
