@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -34,15 +35,24 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     run_dir = Path(args.runs_dir) / env_id / f"{arm}-s{seed}"
     done = run_dir / "robustness" / "robustness.json"
     if not done.exists():
-        extra = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
-        for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp)):
-            if value and arm != "nominal":  # the nominal arm stays the preset
-                extra += [option, str(value)]
+        extra = arm_options(arm, args)
         if not (run_dir / "checkpoints" / "latest.pt").exists():
             _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(args.steps),
                     "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard", *extra)
         _robopg("robustness", str(run_dir), "--grid", *args.grid, "--episodes", str(args.episodes))
     return json.loads(done.read_text())
+
+
+def arm_options(arm: str, args) -> list[str]:
+    """The ``robopg train`` options of ``arm`` beyond the preset's: none for the nominal arm, which stays the
+    preset; the randomised arms' --randomize, --obs-history, --randomize-ramp and --train-args."""
+    options = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
+    if arm == "nominal":
+        return options
+    for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp)):
+        if value:
+            options += [option, str(value)]
+    return options + shlex.split(args.train_args)
 
 
 def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
@@ -53,7 +63,8 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
     lines = [f"### {env_id}: {_seeds(len(next(iter(docs.values()))))} per arm, {args.steps:,} steps, grid "
              f"{' x '.join(args.grid)}, {args.episodes} episodes per cell"
              + (f"; randomised arms with --obs-history {args.obs_history}" if args.obs_history else "")
-             + (f"; randomised arms with --randomize-ramp {args.randomize_ramp:,}" if args.randomize_ramp else ""),
+             + (f"; randomised arms with --randomize-ramp {args.randomize_ramp:,}" if args.randomize_ramp else "")
+             + (f"; randomised arms with {args.train_args}" if args.train_args else ""),
              "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
              "|---|" + "---:|" * (len(METRICS) + 1)]
     result = {}
@@ -73,6 +84,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
                                                   "episodes": args.episodes, "randomize": args.randomize,
                                                   "obs_history": args.obs_history,
                                                   "randomize_ramp": args.randomize_ramp,
+                                                  "train_args": args.train_args,
                                                   "arms": result}, indent=1))
     _maps(env_id, docs, out / "maps.png")
     text = "\n".join(lines) + "\n"
@@ -147,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--randomize-ramp", type=int, default=0,
                    help="the randomised arms' --randomize-ramp: env steps over which their ranges widen from the "
                    "nominal robot (0: full width from the start)")
+    p.add_argument("--train-args", default="", help="more `robopg train` options for the randomised arms, as one "
+                   "string, e.g. '--hidden-sizes 256 256' (the nominal arm stays the preset)")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to run (default all: "
@@ -159,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if not arms or set(arms) - set(ARMS):
         p.error(f"--arms: choose from {', '.join(ARMS)}, got {args.arms!r}")
+    try:  # checked now, not when the first randomised run starts after every nominal one
+        from ..cli import build_parser
+        build_parser().parse_args(["train", "Hopper-v5", *shlex.split(args.train_args)])
+    except (ValueError, SystemExit):
+        p.error(f"--train-args: not options of robopg train: {args.train_args!r}")
     if args.throughput:
         for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
             print(json.dumps(throughput(env_id, args.randomize, algorithm=args.algorithm)), flush=True)
