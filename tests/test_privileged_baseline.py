@@ -88,3 +88,44 @@ def test_privileged_value_function_reads_the_context():
         shifted = same_obs.clone()
         shifted[:, 3:] = 0.3
         assert not torch.equal(value(same_obs), value(shifted))  # V depends on c
+
+
+def _fit_critic_on_contexts(critic_obs: str):
+    """A Hopper critic (--critic-obs critic_obs) fit once on a batch whose episodes differ only in their context;
+    returns its value function and the first layer's context columns before and after the fit."""
+    import gymnasium as gym
+
+    from robopg.algorithms.critic import Critic
+    from robopg.policies import make_policy
+
+    c = make_config("Hopper-v5", randomize="mass=0.5:1.5,friction=0.5:1.5", critic_obs=critic_obs, hidden_sizes=[8])
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (11,), np.float32)
+    torch.manual_seed(0)
+    critic = Critic(c, make_policy(c, obs_space, gym.spaces.Box(-1, 1, (3,), np.float32)), 2)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(16, 2, 11)).astype(np.float32)
+    context = np.stack([np.zeros((16, 2)), np.full((16, 2), 0.4)], axis=1).astype(np.float32)
+    rewards = np.stack([np.ones(16), np.full(16, 3.0)], axis=1)  # the heavier context earns more
+    ro = Rollout(obs, np.zeros((16, 2, 3), np.float32), rewards, np.zeros((16, 2), bool), np.zeros((16, 2), bool),
+                 obs, np.ones((16, 2), bool), [], [], context=context)
+    first = critic.value.net[0].weight
+    before = first[:, 11:].detach().clone()
+    critic.fit(critic.weights(ro), 0)
+    return critic.value, before, first[:, 11:].detach().clone()
+
+
+def test_blind_critic_is_the_privileged_network_without_the_information():
+    # --critic-obs blind: the control arm of the experiment in docs/robustness.md. Its network has the context
+    # inputs but never reads them (weights on them stay at their initial values, V does not change with c);
+    # the privileged one, on the same batch, learns from them.
+    blind, before, after = _fit_critic_on_contexts("blind")
+    np.testing.assert_array_equal(before.numpy(), after.numpy())
+    x = torch.zeros(3, 13)
+    shifted = x.clone()
+    shifted[:, 11:] = 0.4
+    with torch.no_grad():
+        assert torch.equal(blind(x), blind(shifted))
+    privileged, before, after = _fit_critic_on_contexts("privileged")
+    assert not torch.equal(before, after)
+    with torch.no_grad():
+        assert not torch.equal(privileged(x), privileged(shifted))

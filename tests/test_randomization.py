@@ -207,6 +207,7 @@ def test_ray_worker_randomises_its_own_envs():
     (["--action-delay", "-1"], "--action-delay"),
     (["--obs-noise", "-0.1"], "--obs-noise"),
     (["--critic-obs", "privileged"], "--critic-obs"),
+    (["--critic-obs", "blind"], "--critic-obs"),
     (["--randomize-ramp", "1000"], "--randomize-ramp"),
     (["--randomize", "mass=0.5:1.5", "--randomize-ramp", "-5"], "--randomize-ramp"),
 ])

@@ -26,7 +26,7 @@ LR_SCHEDULES = ("constant", "linear")
 VECTORIZATION = ("sync", "async")
 ENV_BACKENDS = ("auto", "gymnasium", "native")
 ON_ENV_ERROR = ("stop", "reset")
-CRITIC_OBS = ("obs", "privileged")
+CRITIC_OBS = ("obs", "privileged", "blind")
 # --randomize names -> robopg.physics parameters (a physics name is accepted as itself too).
 RANDOMIZE_PARAMS = {"mass": "body_mass", "friction": "geom_friction", "damping": "dof_damping",
                     "armature": "dof_armature", "gear": "actuator_gear", "gravity": "gravity"}
@@ -222,7 +222,8 @@ class Config:
                           "first and zeros before an episode's start: [o_t, ..., o_{t-K}, a_{t-1}, ..., a_{t-K}] "
                           "(0: the observation alone).", check="count")
     critic_obs: str = _f("obs", "What the value function sees: 'obs', or 'privileged' (the observation and the "
-                         "randomised physics factors of its episode; never the policy). Needs --randomize.",
+                         "randomised physics factors of its episode; never the policy), or 'blind' (a control for "
+                         "experiments: the privileged network, its physics inputs held at zero). Needs --randomize.",
                          choices=CRITIC_OBS)
     tensorboard: bool = _f(True, "Write TensorBoard event files into the run directory.", role="runtime")
     run_dir: str = _f("", "Where the run is written (default runs/<env>/<name>).", role="run")
@@ -262,13 +263,14 @@ class Config:
             self.action_delay) != (0, 0)
 
     def _check_combinations(self) -> None:
-        if self.critic_obs == "privileged" and not self.randomize:
-            raise _bad("critic_obs", "'privileged' gives the value function the randomised physics factors: it "
-                       "needs --randomize")
+        if self.critic_obs != "obs" and not self.randomize:
+            raise _bad("critic_obs", f"'{self.critic_obs}' gives the value function the randomised physics factors' "
+                       "inputs: it needs --randomize")
         if self.randomize_ramp and not self.randomize:
             raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
-        if self.critic_obs == "privileged" and self.baseline != "value":
-            raise _bad("critic_obs", "'privileged' is an input of the value function: it needs --baseline value")
+        if self.critic_obs != "obs" and self.baseline != "value":
+            raise _bad("critic_obs", f"'{self.critic_obs}' is an input of the value function: it needs --baseline "
+                       "value")
         if self.ray_address and self.workers == 0:
             raise _bad("ray_address", "sampling runs on a Ray cluster only with --workers N (N > 0)")
         if self.batch_size < self.resolved_num_envs():

@@ -167,8 +167,8 @@ class Randomizer:
 
 
 def critic_context_dim(config) -> int:
-    """Inputs a --critic-obs privileged value function gets beyond the observation (0 for a plain one)."""
-    if getattr(config, "critic_obs", "obs") != "privileged":
+    """Inputs a --critic-obs privileged (or blind) value function gets beyond the observation (0 for a plain one)."""
+    if getattr(config, "critic_obs", "obs") == "obs":
         return 0
     lo, hi = parse_delay(config.action_delay)
     return len(parse_randomize(config.randomize)) + (lo != hi)

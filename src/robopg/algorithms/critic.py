@@ -25,7 +25,8 @@ class Critic:
         c = self.config = config
         self.value_fit = None
         if c.baseline == "value":
-            value = ValueFunction(policy.normalizer, list(c.hidden_sizes), c.activation, critic_context_dim(c))
+            value = ValueFunction(policy.normalizer, list(c.hidden_sizes), c.activation, critic_context_dim(c),
+                                  blind=c.critic_obs == "blind")
             self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches)
         self.value = self.value_fit.value if self.value_fit else None
         self.reward_scaler = RewardScaler(num_envs, c.gamma) if c.normalize_rewards else None

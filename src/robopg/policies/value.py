@@ -15,14 +15,18 @@ from .networks import activation_slope, linear_plan, mlp, plan_backward, plan_fo
 
 class ContextInputs(nn.Module):
     """The privileged critic's input normaliser: the policy's normaliser on the observation columns, the
-    context columns (log physics factors, already near zero and of unit scale) passed through."""
+    context columns (log physics factors, already near zero and of unit scale) passed through, or zeroed
+    (``blind``: the same network without the information, the control that tells what the information does
+    from what the wider network does)."""
 
-    def __init__(self, normalizer: ObsNormalizer, context_dim: int):
+    def __init__(self, normalizer: ObsNormalizer, context_dim: int, blind: bool = False):
         super().__init__()
-        self.inner, self.obs_dim, self.context_dim = normalizer, normalizer.mean.numel(), context_dim
+        self.inner, self.obs_dim, self.context_dim, self.blind = normalizer, normalizer.mean.numel(), context_dim, blind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.inner(x[..., :self.obs_dim]), x[..., self.obs_dim:]], dim=-1)
+        context = x[..., self.obs_dim:]
+        return torch.cat([self.inner(x[..., :self.obs_dim]), torch.zeros_like(context) if self.blind else context],
+                         dim=-1)
 
 
 class ValueFunction(nn.Module):
@@ -33,10 +37,11 @@ class ValueFunction(nn.Module):
     sees. A baseline may depend on anything but the action, so the gradient estimate stays unbiased
     (``tests/test_privileged_baseline.py``)."""
 
-    def __init__(self, normalizer: ObsNormalizer, hidden: list[int], activation: str, context_dim: int = 0):
+    def __init__(self, normalizer: ObsNormalizer, hidden: list[int], activation: str, context_dim: int = 0,
+                 blind: bool = False):
         super().__init__()
         self.context_dim = context_dim
-        self.normalizer = ContextInputs(normalizer, context_dim) if context_dim else normalizer
+        self.normalizer = ContextInputs(normalizer, context_dim, blind) if context_dim else normalizer
         self.net = mlp([normalizer.mean.numel() + context_dim, *hidden, 1], activation, out_gain=1.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
