@@ -60,11 +60,10 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
 
     from ..stats import interval, iqm
 
+    extra = arm_options("randomized", args)[len(ARMS["randomized"]):]  # what the randomised arms add to --randomize
     lines = [f"### {env_id}: {_seeds(len(next(iter(docs.values()))))} per arm, {args.steps:,} steps, grid "
              f"{' x '.join(args.grid)}, {args.episodes} episodes per cell"
-             + (f"; randomised arms with --obs-history {args.obs_history}" if args.obs_history else "")
-             + (f"; randomised arms with --randomize-ramp {args.randomize_ramp:,}" if args.randomize_ramp else "")
-             + (f"; randomised arms with {args.train_args}" if args.train_args else ""),
+             + (f"; randomised arms with {shlex.join(extra)}" if extra else ""),
              "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
              "|---|" + "---:|" * (len(METRICS) + 1)]
     result = {}
