@@ -8,6 +8,7 @@ action, which shows it has power.
 """
 
 import numpy as np
+import pytest
 import torch
 
 from robopg import estimators as est
@@ -90,15 +91,16 @@ def test_privileged_value_function_reads_the_context():
         assert not torch.equal(value(same_obs), value(shifted))  # V depends on c
 
 
-def _fit_critic_on_contexts(critic_obs: str):
-    """A Hopper critic (--critic-obs critic_obs) fit once on a batch whose episodes differ only in their context;
-    returns its value function and the first layer's context columns before and after the fit."""
+def _critic_and_batch(critic_obs: str, **kw):
+    """A Hopper critic (--critic-obs critic_obs, more options in ``kw``) and a batch whose two episodes differ
+    only in their context."""
     import gymnasium as gym
 
     from robopg.algorithms.critic import Critic
     from robopg.policies import make_policy
 
-    c = make_config("Hopper-v5", randomize="mass=0.5:1.5,friction=0.5:1.5", critic_obs=critic_obs, hidden_sizes=[8])
+    c = make_config("Hopper-v5", randomize="mass=0.5:1.5,friction=0.5:1.5", critic_obs=critic_obs, hidden_sizes=[8],
+                    **kw)
     obs_space = gym.spaces.Box(-np.inf, np.inf, (11,), np.float32)
     torch.manual_seed(0)
     critic = Critic(c, make_policy(c, obs_space, gym.spaces.Box(-1, 1, (3,), np.float32)), 2)
@@ -108,6 +110,13 @@ def _fit_critic_on_contexts(critic_obs: str):
     rewards = np.stack([np.ones(16), np.full(16, 3.0)], axis=1)  # the heavier context earns more
     ro = Rollout(obs, np.zeros((16, 2, 3), np.float32), rewards, np.zeros((16, 2), bool), np.zeros((16, 2), bool),
                  obs, np.ones((16, 2), bool), [], [], context=context)
+    return critic, ro
+
+
+def _fit_critic_on_contexts(critic_obs: str):
+    """The critic of ``_critic_and_batch`` fit once on its batch; returns its value function and the first layer's
+    context columns before and after the fit."""
+    critic, ro = _critic_and_batch(critic_obs)
     first = critic.value.net[0].weight
     before = first[:, 11:].detach().clone()
     critic.fit(critic.weights(ro), 0)
@@ -129,3 +138,43 @@ def test_blind_critic_is_the_privileged_network_without_the_information():
     assert not torch.equal(before, after)
     with torch.no_grad():
         assert not torch.equal(privileged(x), privileged(shifted))
+
+
+def test_context_noise_blurs_the_context_columns_only():
+    from robopg.value_fit import blur_context
+
+    value = ValueFunction(ObsNormalizer(3), [8], "tanh", context_dim=2)
+    n, sigma = 20_000, 0.1
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(n, 5)), dtype=torch.float32)
+    torch.manual_seed(0)
+    blurred = blur_context(value, x, sigma)
+    assert torch.equal(blurred[:, :3], x[:, :3]) and not torch.equal(blurred, x)
+    noise = (blurred[:, 3:] - x[:, 3:]).double()
+    # Mean and std of n Gaussian draws, each within 5 of its standard errors (sigma/sqrt(n), sigma/sqrt(2n)).
+    assert (noise.mean(0).abs() < 5 * sigma / n ** 0.5).all()
+    assert ((noise.std(0) - sigma).abs() < 5 * sigma / (2 * n) ** 0.5).all()
+    # Nothing to blur: the same tensor, and no random numbers drawn (a plain run's numbers stay what they were).
+    plain = ValueFunction(ObsNormalizer(5), [8], "tanh")
+    state = torch.get_rng_state()
+    assert blur_context(value, x, 0.0) is x
+    assert blur_context(plain, x, sigma) is x
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("clip", [None, 0.2])  # the plain fit and PPO's clipped one
+def test_context_noise_defaults_and_reaches_the_fit_not_psi(clip):
+    # The default: 0.1 for a privileged critic (the measured setting), 0 for any other; given, as given.
+    assert make_config("Hopper-v5", randomize="mass=0.5:1.5", critic_obs="privileged").context_noise() == 0.1
+    assert make_config("Hopper-v5", randomize="mass=0.5:1.5", critic_obs="privileged",
+                       critic_context_noise=0.0).context_noise() == 0.0
+    assert make_config("Hopper-v5", randomize="mass=0.5:1.5", critic_obs="blind").context_noise() == 0.0
+    critics = {}
+    for noise in (0.0, 0.3):
+        critic, ro = _critic_and_batch("privileged", critic_context_noise=noise)
+        assert critic.value_fit.context_noise == noise
+        before = critic.weights(ro)
+        critic.fit(before, 0, clip)
+        critics[noise] = (before, critic.weights(ro))
+    # Psi before the fit does not depend on the noise (V is read noise-free); the fit does.
+    assert torch.equal(critics[0.0][0].psi, critics[0.3][0].psi)
+    assert not torch.equal(critics[0.0][1].psi, critics[0.3][1].psi)

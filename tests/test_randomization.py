@@ -209,6 +209,11 @@ def test_ray_worker_randomises_its_own_envs():
     (["--critic-obs", "privileged"], "--critic-obs"),
     (["--critic-obs", "blind"], "--critic-obs"),
     (["--randomize-ramp", "1000"], "--randomize-ramp"),
+    (["--randomize", "mass=0.5:1.5", "--critic-context-noise", "0.1"], "--critic-context-noise"),
+    (["--randomize", "mass=0.5:1.5", "--critic-obs", "blind", "--critic-context-noise", "0.1"],
+     "--critic-context-noise"),
+    (["--randomize", "mass=0.5:1.5", "--critic-obs", "privileged", "--critic-context-noise", "-0.1"],
+     "--critic-context-noise"),
     (["--randomize", "mass=0.5:1.5", "--randomize-ramp", "-5"], "--randomize-ramp"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):

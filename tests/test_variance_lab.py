@@ -164,9 +164,25 @@ def test_variance_on_a_robot_policy_and_a_checkpoint(tmp_path):
     assert "CartPole-v1" in result.target
 
 
+def test_variance_with_a_privileged_baseline_on_a_randomised_robot():
+    # The same batches, the privileged critic fit with and without noise on its context inputs: the plain value
+    # baseline's estimates do not move, the privileged one's do, and the note says which critic was measured.
+    kw = dict(batches=3, batch_size=300, value_batches=1, reference_batches=3, randomize="mass=0.5:1.5")
+    results = {noise: measure("Hopper-v5", ["rtg+value", "rtg+privileged"], context_noise=noise, **kw)
+               for noise in (0.0, 0.3)}
+    rows = {noise: {r.estimator: r for r in res.rows if r.batch_size == 300} for noise, res in results.items()}
+    assert rows[0.0]["rtg+value"].total_variance == rows[0.3]["rtg+value"].total_variance
+    assert rows[0.0]["rtg+privileged"].total_variance != rows[0.3]["rtg+privileged"].total_variance
+    assert all(r.total_variance > 0 for by in rows.values() for r in by.values())
+    assert "blurred by N(0, 0.3^2)" in results[0.3].value_baseline
+    assert "blurred" not in results[0.0].value_baseline
+
+
 def test_variance_bad_input(cli):
     assert cli("variance", "exact:nope").returncode == 2
     out = cli("variance", "exact:chain", "--estimators", "rtg+bogus")
     assert out.returncode == 2 and "bogus" in out.stderr
     out = cli("variance", "exact:chain", "--batches", "1")
     assert out.returncode == 2 and "--batches" in out.stderr
+    out = cli("variance", "Hopper-v5", "--critic-context-noise", "-0.1")
+    assert out.returncode == 2 and "--critic-context-noise" in out.stderr

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from . import codec
-from .config import ConfigError, parse_estimator_spec
+from .config import PRIVILEGED_CONTEXT_NOISE, ConfigError, parse_estimator_spec
 from .presets import PRESETS
 
 # --- train ----------------------------------------------------------------------------------------------
@@ -123,8 +124,9 @@ def add_variance_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma list of smaller batch sizes, measured by splitting each batch "
                         "(default: a quarter and a half of --batch-size)")
     # gamma 1 by default: every estimator then targets the gradient of the undiscounted return.
-    codec.add_options(p, names=("gamma", "lam", "seed", "env_backend", "randomize"),
-                      defaults={"gamma": 1.0, "lam": 0.95, "seed": 0, "env_backend": "auto", "randomize": ""})
+    codec.add_options(p, names=("gamma", "lam", "seed", "env_backend", "randomize", "critic_context_noise"),
+                      defaults={"gamma": 1.0, "lam": 0.95, "seed": 0, "env_backend": "auto", "randomize": "",
+                                "critic_context_noise": PRIVILEGED_CONTEXT_NOISE})
     p.add_argument("--reference-batches", type=int, default=None,
                    help="independent batches for the reference gradient where none is exact (default 2x --batches)")
     p.add_argument("--value-batches", type=int, default=10,
@@ -157,6 +159,8 @@ def _check_variance_args(args) -> tuple[list[str], list[int]]:
         parse_randomize(args.randomize)
     except ValueError as e:
         raise ConfigError(f"--randomize: {e}") from None
+    if not (math.isfinite(args.critic_context_noise) and args.critic_context_noise >= 0):
+        raise ConfigError(f"--critic-context-noise: must be a non-negative number, got {args.critic_context_noise}")
     if args.batches < 2:
         raise ConfigError("--batches: at least 2 batches are needed to measure a variance")
     if args.target.startswith("exact:") and args.target[6:].partition("-H")[0] not in EXACT_PROBLEMS:
@@ -216,7 +220,8 @@ def run_variance(args: argparse.Namespace) -> int:
 
     result = measure(args.target, names, batches=args.batches, batch_size=args.batch_size, batch_sizes=sizes,
                      gamma=args.gamma, lam=args.lam, seed=args.seed, reference_batches=args.reference_batches,
-                     value_batches=args.value_batches, backend=args.env_backend, randomize=args.randomize)
+                     value_batches=args.value_batches, backend=args.env_backend, randomize=args.randomize,
+                     context_noise=args.critic_context_noise)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.target.replace("exact:", "exact-"))
     out = args.out or f"runs/variance/{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
     files = write_outputs(result, out)

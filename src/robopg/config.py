@@ -27,6 +27,10 @@ VECTORIZATION = ("sync", "async")
 ENV_BACKENDS = ("auto", "gymnasium", "native")
 ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
+# A privileged critic fit on exact per-episode factors learns to tell the batch's few episodes apart by them and
+# lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
+# gap on randomised Hopper and Walker2d (docs/robustness.md, "Noise on the context").
+PRIVILEGED_CONTEXT_NOISE = 0.1
 # --randomize names -> robopg.physics parameters (a physics name is accepted as itself too).
 RANDOMIZE_PARAMS = {"mass": "body_mass", "friction": "geom_friction", "damping": "dof_damping",
                     "armature": "dof_armature", "gear": "actuator_gear", "gravity": "gravity"}
@@ -225,6 +229,11 @@ class Config:
                          "randomised physics factors of its episode; never the policy), or 'blind' (a control for "
                          "experiments: the privileged network, its physics inputs held at zero). Needs --randomize.",
                          choices=CRITIC_OBS)
+    critic_context_noise: float = _f(None, "Std of Gaussian noise added to a privileged value function's context "
+                                     "inputs (log physics factors) while it is fit, drawn afresh each epoch; the "
+                                     "values Psi is computed from stay noise-free. It keeps the critic from telling "
+                                     "episodes apart by their exact factors (not given: 0.1 with --critic-obs "
+                                     "privileged; docs/robustness.md).", check="optional_non_negative")
     tensorboard: bool = _f(True, "Write TensorBoard event files into the run directory.", role="runtime")
     run_dir: str = _f("", "Where the run is written (default runs/<env>/<name>).", role="run")
     name: str = _f("", "Run name (default <estimator>-<baseline>-s<seed>-<time>).", role="run")
@@ -257,6 +266,12 @@ class Config:
         self._check_algorithm()
         return self
 
+    def context_noise(self) -> float:
+        """--critic-context-noise as given, else its default: 0.1 for a privileged critic, 0 for any other."""
+        if self.critic_context_noise is not None:
+            return float(self.critic_context_noise)
+        return PRIVILEGED_CONTEXT_NOISE if self.critic_obs == "privileged" else 0.0
+
     def randomized(self) -> bool:
         """Whether sampling differs from the nominal robot (physics draws, noise or delay)."""
         return bool(self.randomize) or self.obs_noise > 0 or self.action_noise > 0 or parse_delay(
@@ -268,6 +283,9 @@ class Config:
                        "inputs: it needs --randomize")
         if self.randomize_ramp and not self.randomize:
             raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
+        if self.critic_context_noise and self.critic_obs != "privileged":  # (0 is no noise: allowed anywhere)
+            raise _bad("critic_context_noise", "blurs a privileged value function's context inputs: it needs "
+                       "--critic-obs privileged")
         if self.critic_obs != "obs" and self.baseline != "value":
             raise _bad("critic_obs", f"'{self.critic_obs}' is an input of the value function: it needs --baseline "
                        "value")

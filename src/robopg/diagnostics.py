@@ -23,7 +23,7 @@ import torch
 
 from . import estimators as est
 from . import exact, losses, stats
-from .config import ConfigError, parse_estimator_spec
+from .config import PRIVILEGED_CONTEXT_NOISE, ConfigError, parse_estimator_spec
 from .gradients import optimal_baseline_gradient, per_step_scores
 from .value_fit import fit_value, make_value_optimizer
 
@@ -118,7 +118,8 @@ class PolicyProblem:
     """A robot: a Gymnasium env with a robopg policy (freshly initialised from ``seed``, or loaded)."""
 
     def __init__(self, env_id: str, policy, seed: int, gamma: float, value_batches: int, batch_size: int,
-                 name: str, num_envs: int = 8, backend: str = "auto", randomize: str = ""):
+                 name: str, num_envs: int = 8, backend: str = "auto", randomize: str = "",
+                 context_noise: float = 0.0):
         from .api import trained_env_options
         from .envs import make_vector_env, resolve_backend
         from .policies import ObsNormalizer, ValueFunction
@@ -147,11 +148,13 @@ class PolicyProblem:
             self.value = ValueFunction(ObsNormalizer(obs_dim), hidden, "tanh")
             if randomizer is not None:
                 self.priv = ValueFunction(ObsNormalizer(obs_dim), hidden, "tanh", randomizer.context_dim)
-            self._fit_value(value_batches)
+            self._fit_value(value_batches, context_noise)
             self.value_note = (f"a value network fit to reward-to-go (gamma={gamma}) on {value_batches} "
                                f"independent batches before measuring")
+            if self.priv is not None and context_noise > 0:
+                self.value_note += f"; the privileged one's context inputs blurred by N(0, {context_noise}^2) as it fit"
 
-    def _fit_value(self, batches: int) -> None:
+    def _fit_value(self, batches: int, context_noise: float) -> None:
         from .algorithms.weights import privileged_inputs
 
         obs_all, tgt_all, ctx_all = [], [], []
@@ -167,13 +170,17 @@ class PolicyProblem:
         self._scale = float(targets.std()) or 1.0
         y = torch.as_tensor(targets / self._scale, dtype=torch.float32)
         rng_state = torch.get_rng_state()
+        after_plain = None
         for value, x in ((self.value, obs), (self.priv, None if self.priv is None else privileged_inputs(
                 obs, np.concatenate(ctx_all)))):
             if value is not None:
                 torch.set_rng_state(rng_state)  # both fits shuffle alike (the plain one as it always did)
                 getattr(value.normalizer, "inner", value.normalizer).update(obs)
                 fit_value(value, make_value_optimizer(value, lr=1e-3), torch.as_tensor(x), y, epochs=30,
-                          minibatch_size=512)
+                          minibatch_size=512, context_noise=context_noise)
+                after_plain = torch.get_rng_state() if after_plain is None else after_plain
+        # The measured batches are sampled as they would be without the privileged critic or its noise.
+        torch.set_rng_state(after_plain)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         ro = self.sampler.collect()
@@ -215,7 +222,8 @@ def _episodes_for(batch_size: int, mean_length: float) -> int:
 
 
 def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: int = 10,
-                 batch_size: int = 5000, backend: str = "auto", randomize: str = ""):
+                 batch_size: int = 5000, backend: str = "auto", randomize: str = "",
+                 context_noise: float = PRIVILEGED_CONTEXT_NOISE):
     """``exact:{chain,gridworld,random,lqr}[-H<steps>]``, a Gymnasium id, a run dir, or a checkpoint file."""
     if target.startswith("exact:"):
         spec = target[len("exact:"):]
@@ -259,7 +267,7 @@ def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: 
     if randomize and target.startswith("exact:"):
         raise ConfigError("--randomize: randomises a robot's physics, not an exact problem")
     return PolicyProblem(env_id, policy, seed, gamma, value_batches, batch_size, name, backend=backend,
-                         randomize=randomize)
+                         randomize=randomize, context_noise=context_noise)
 
 
 # --- estimates -----------------------------------------------------------------------------------------
@@ -355,7 +363,7 @@ class Result:
 def measure(target: str, estimator_specs: list[str], batches: int = 50, batch_size: int = 5000,
             batch_sizes: list[int] | None = None, gamma: float = 1.0, lam: float = 0.95, seed: int = 0,
             reference_batches: int | None = None, value_batches: int = 10, alpha: float = 1e-3,
-            backend: str = "auto", randomize: str = "") -> Result:
+            backend: str = "auto", randomize: str = "", context_noise: float = PRIVILEGED_CONTEXT_NOISE) -> Result:
     """Bias, variance, cosine and SNR of each estimator, on the same sampled batches (paired).
 
     ``batch_sizes``: smaller sizes measured by splitting each sampled batch into groups of whole episodes.
@@ -374,14 +382,14 @@ def measure(target: str, estimator_specs: list[str], batches: int = 50, batch_si
     torch.set_num_threads(1)  # small tensors: threads only add overhead (index_add_ is 50x slower on 2)
     try:
         return _measure(specs, sizes, target, batches, batch_size, gamma, lam, seed, reference_batches,
-                        value_batches, alpha, backend, randomize)
+                        value_batches, alpha, backend, randomize, context_noise)
     finally:
         torch.set_num_threads(threads)
 
 
 def _measure(specs, sizes, target, batches, batch_size, gamma, lam, seed, reference_batches, value_batches,
-             alpha, backend, randomize="") -> Result:
-    problem = make_problem(target, seed, gamma, value_batches, batch_size, backend, randomize)
+             alpha, backend, randomize="", context_noise=PRIVILEGED_CONTEXT_NOISE) -> Result:
+    problem = make_problem(target, seed, gamma, value_batches, batch_size, backend, randomize, context_noise)
     if hasattr(problem, "gamma") and target.startswith("exact:"):
         gamma = problem.gamma
     rng = np.random.default_rng(seed + 1)

@@ -18,10 +18,22 @@ def make_value_optimizer(value: ValueFunction, lr: float) -> Adam:
     return Adam(value.net.parameters(), lr=lr)
 
 
+def blur_context(value: ValueFunction, x: torch.Tensor, noise: float) -> torch.Tensor:
+    """Normalised inputs ``x`` [n, obs_dim + k] of a privileged value function with N(0, noise^2) added to their
+    k context columns (``x`` itself when there is nothing to blur: no torch random numbers are drawn then)."""
+    k = value.context_dim
+    if noise <= 0 or not k:
+        return x
+    x = x.clone()
+    x[:, -k:] += noise * torch.randn(x.shape[0], k)
+    return x
+
+
 def fit_value(value: ValueFunction, optimizer: Adam, obs: torch.Tensor, targets: torch.Tensor,
-              epochs: int, minibatch_size: int) -> torch.Tensor:
+              epochs: int, minibatch_size: int, context_noise: float = 0.0) -> torch.Tensor:
     """``epochs`` passes over (obs [n, obs_dim], targets [n]) in shuffled minibatches of ``minibatch_size``;
-    returns each step's loss [steps] (not checked here: the caller decides what a non-finite loss means)."""
+    returns each step's loss [steps] (not checked here: the caller decides what a non-finite loss means).
+    ``context_noise``: a privileged V's context inputs blurred afresh each epoch (``blur_context``)."""
     n = obs.shape[0]
     with torch.no_grad():
         x = value.normalizer(obs)  # once: the normaliser does not change while V fits
@@ -30,7 +42,7 @@ def fit_value(value: ValueFunction, optimizer: Adam, obs: torch.Tensor, targets:
         # One gather per epoch; the minibatches are then contiguous slices of it (the same rows, in the
         # same order, as indexing each minibatch by its slice of the permutation).
         perm = torch.randperm(n)
-        x_epoch, targets_epoch = x[perm], targets[perm]
+        x_epoch, targets_epoch = blur_context(value, x[perm], context_noise), targets[perm]
         for start in range(0, n, minibatch_size):
             rows = slice(start, start + minibatch_size)
             losses.append(value.squared_error_grad(x_epoch[rows], targets_epoch[rows]))
@@ -41,10 +53,10 @@ def fit_value(value: ValueFunction, optimizer: Adam, obs: torch.Tensor, targets:
 class ValueFit:
     """A value function with its own optimiser, fit each iteration to that iteration's targets."""
 
-    def __init__(self, value: ValueFunction, lr: float, epochs: int, minibatches: int):
+    def __init__(self, value: ValueFunction, lr: float, epochs: int, minibatches: int, context_noise: float = 0.0):
         self.value = value
         self.optimizer = make_value_optimizer(value, lr)
-        self.epochs, self.minibatches = epochs, minibatches
+        self.epochs, self.minibatches, self.context_noise = epochs, minibatches, context_noise
 
     def fit(self, obs: torch.Tensor, targets: torch.Tensor, old_values: torch.Tensor, epochs: int | None = None
             ) -> dict[str, float]:
@@ -53,7 +65,7 @@ class ValueFit:
         adds it) if a loss is not finite."""
         size = max(1, obs.shape[0] // self.minibatches)
         step_losses = fit_value(self.value, self.optimizer, obs, targets, self.epochs if epochs is None else epochs,
-                                size)
+                                size, self.context_noise)
         # Checked once, not per step (each check waits for the value): a non-finite loss raises before the
         # parameters it spoiled can reach a checkpoint.
         if not torch.isfinite(step_losses).all():

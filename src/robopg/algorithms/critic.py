@@ -14,7 +14,7 @@ from ..normalization import RewardScaler
 from ..policies import Policy, ValueFunction
 from ..randomization import critic_context_dim
 from ..sampler import Rollout
-from ..value_fit import ValueFit
+from ..value_fit import ValueFit, blur_context
 from .weights import Weights, compute_weights
 
 
@@ -27,7 +27,7 @@ class Critic:
         if c.baseline == "value":
             value = ValueFunction(policy.normalizer, list(c.hidden_sizes), c.activation, critic_context_dim(c),
                                   blind=c.critic_obs == "blind")
-            self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches)
+            self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches, c.context_noise())
         self.value = self.value_fit.value if self.value_fit else None
         self.reward_scaler = RewardScaler(num_envs, c.gamma) if c.normalize_rewards else None
 
@@ -62,9 +62,10 @@ class Critic:
         step_losses = []
         for _ in range(epochs):
             perm = torch.randperm(n)
+            x_epoch = blur_context(value, x, fit.context_noise)
             for start in range(0, n, size):
                 rows = perm[start:start + size]
-                loss = losses.clipped_value_loss(value.values_of_normalized(x[rows]), w.old_values[rows],
+                loss = losses.clipped_value_loss(value.values_of_normalized(x_epoch[rows]), w.old_values[rows],
                                                  w.targets[rows], clip)
                 fit.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
