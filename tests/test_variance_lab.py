@@ -162,6 +162,10 @@ def test_variance_on_a_robot_policy_and_a_checkpoint(tmp_path):
     result = measure(str(run.run_dir / "checkpoints" / "latest.pt"), ["rtg"], batches=3, batch_size=300,
                      value_batches=0, reference_batches=3)
     assert "CartPole-v1" in result.target
+    # A trained policy is measured reproducibly: its sampling is seeded by --seed, as an initial policy's is.
+    torch.manual_seed(123)  # whatever state the process is in
+    again = measure(str(run.run_dir), ["rtg"], batches=3, batch_size=300, value_batches=0, reference_batches=3)
+    assert [r.total_variance for r in again.rows] == [r.total_variance for r in result.rows]
 
 
 def test_variance_with_a_privileged_baseline_on_a_randomised_robot():

@@ -244,6 +244,7 @@ def make_problem(target: str, seed: int = 0, gamma: float = 1.0, value_batches: 
         from .api import load
 
         policy = load(path)
+        torch.manual_seed(seed)  # the policy's action noise and V's shuffles: --seed decides them, as for an env id
         env_id = policy.config.env_id
         policy.hidden_sizes = list(policy.config.hidden_sizes)
         name = f"{env_id} ({path})"
