@@ -29,7 +29,7 @@ ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
 # A privileged critic fit on exact per-episode factors learns to tell the batch's few episodes apart by them and
 # lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
-# gap on randomised Hopper and Walker2d (docs/robustness.md, "Noise on the context").
+# gap on randomised Hopper and Walker2d (docs/robustness.md, "Noise on the privileged critic's context").
 PRIVILEGED_CONTEXT_NOISE = 0.1
 # --randomize names -> robopg.physics parameters (a physics name is accepted as itself too).
 RANDOMIZE_PARAMS = {"mass": "body_mass", "friction": "geom_friction", "damping": "dof_damping",
