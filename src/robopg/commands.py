@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 from . import codec
-from .config import PRIVILEGED_CONTEXT_NOISE, ConfigError, parse_estimator_spec
+from .config import CHECKS, PRIVILEGED_CONTEXT_NOISE, ConfigError, parse_estimator_spec
 from .presets import PRESETS
 
 # --- train ----------------------------------------------------------------------------------------------
@@ -159,8 +158,9 @@ def _check_variance_args(args) -> tuple[list[str], list[int]]:
         parse_randomize(args.randomize)
     except ValueError as e:
         raise ConfigError(f"--randomize: {e}") from None
-    if not (math.isfinite(args.critic_context_noise) and args.critic_context_noise >= 0):
-        raise ConfigError(f"--critic-context-noise: must be a non-negative number, got {args.critic_context_noise}")
+    why = CHECKS["non_negative"](args.critic_context_noise)  # the check train's --critic-context-noise gets
+    if why:
+        raise ConfigError(f"--critic-context-noise: {why}")
     if args.batches < 2:
         raise ConfigError("--batches: at least 2 batches are needed to measure a variance")
     if args.target.startswith("exact:") and args.target[6:].partition("-H")[0] not in EXACT_PROBLEMS:
