@@ -48,6 +48,15 @@ CASES: dict[str, list[str]] = {
                              "--max-grad-norm", "0.5"],
     "cartpole-ray-2-workers": ["CartPole-v1", "--algorithm", "pg", "--workers", "2", "--envs-per-worker", "2",
                                "--steps", "4096", "--batch-size", "1024"],
+    # PPO: one env (the sampler's and the reward scaler's longest loops), its preset's minibatch steps by hand;
+    # HalfCheetah's preset (V refitted after every epoch, the KL-adaptive rate); the other options together.
+    "hopper-ppo-one-env": ["Hopper-v5", "--algorithm", "ppo", "--env-backend", "native", "--num-envs", "1",
+                           "--steps", "4096"],
+    "halfcheetah-ppo-preset": ["HalfCheetah-v5", "--algorithm", "ppo", "--env-backend", "native", "--num-envs", "4",
+                               "--steps", "8192"],
+    "walker-ppo-options": ["Walker2d-v5", "--algorithm", "ppo", "--env-backend", "native", "--num-envs", "4",
+                           "--steps", "4096", "--target-kl", "0.02", "--normalize-minibatch-advantages",
+                           "--value-clip", "0.2", "--entropy-coef", "0.01"],
 }
 VARIANCE_CASE = "variance-chain"
 TIMING_KEYS = {"seconds_per_estimate", "backward_seconds", "score_seconds", "wall_s", "elapsed_s"}

@@ -98,13 +98,24 @@ class RewardScaler:
     def scale(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
               mask: np.ndarray) -> np.ndarray:
         """``rewards`` [T, N] divided by the running std, after updating it with this batch's returns."""
+        # One merge per step, so the loop runs T times (2,048 with one env): it calls the ufuncs that
+        # ndarray.mean and .var call, in their order (the same numbers), without their Python wrappers, and
+        # skips the masking where every env is active and the reset where no episode ended (~3x faster).
+        ended = terminated | truncated
+        full, any_ended = mask.all(axis=1), ended.any(axis=1)
+        ret, mean, var, count = self.ret, self.mean, self.var, self.count
+        total = np.add.reduce
         for t in range(rewards.shape[0]):
-            self.ret = self.ret * self.gamma + rewards[t]
-            valid = self.ret[mask[t]]
-            if valid.size:
-                self.mean, self.var, self.count = merge_moments(self.mean, self.var, self.count, valid.mean(),
-                                                                valid.var(), valid.size)
-            self.ret[terminated[t] | truncated[t]] = 0.0
+            ret = ret * self.gamma + rewards[t]
+            valid = ret if full[t] else ret[mask[t]]
+            n = valid.size
+            if n:
+                batch_mean = total(valid) / n
+                deviation = valid - batch_mean
+                mean, var, count = merge_moments(mean, var, count, batch_mean, total(deviation * deviation) / n, n)
+            if any_ended[t]:
+                ret[ended[t]] = 0.0
+        self.ret, self.mean, self.var, self.count = ret, mean, var, count
         return rewards / math.sqrt(self.var + 1e-8)
 
     def state_dict(self) -> dict:
