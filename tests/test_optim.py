@@ -83,6 +83,36 @@ def test_parameters_without_a_gradient_are_skipped_and_wrong_states_refused():
         Adam([], lr=0.1)
 
 
+def test_step_counts_stay_torch_s_when_some_steps_leave_a_parameter_out(tmp_path):
+    # Once every parameter has stepped, robopg counts steps in one shared tensor; steps where a parameter has no
+    # gradient count the others only, as torch does, and the saved state (views of that tensor) reloads into
+    # either class through torch.save.
+    def run(make, tmp):
+        torch.manual_seed(0)
+        w, v = torch.randn(4, requires_grad=True), torch.randn(3, requires_grad=True)
+        opt = make([w, v])
+        for k in range(7):
+            w.grad = torch.full((4,), 0.1 * k + 0.3)
+            v.grad = None if k in (0, 4) else torch.full((3,), 0.2 - 0.05 * k)
+            opt.step()
+        torch.save(opt.state_dict(), tmp)
+        return w, v, opt
+
+    ours = run(lambda p: Adam(p, lr=0.05), tmp_path / "ours.pt")
+    theirs = run(lambda p: torch.optim.Adam(p, lr=0.05, fused=True), tmp_path / "theirs.pt")
+    assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+    assert [float(ours[2].state[p]["step"]) for p in ours[:2]] == [7.0, 5.0]
+    for saved in ("ours.pt", "theirs.pt"):
+        for make in (lambda p: Adam(p, lr=0.05), lambda p: torch.optim.Adam(p, lr=0.05, fused=True)):
+            w, v = ours[0].detach().clone().requires_grad_(), ours[1].detach().clone().requires_grad_()
+            opt = make([w, v])
+            opt.load_state_dict(torch.load(tmp_path / saved))
+            w.grad, v.grad = torch.full((4,), 0.7), torch.full((3,), -0.1)
+            opt.step()
+            steps = [float(opt.state[p]["step"]) for p in (w, v)]
+            assert steps == [8.0, 6.0], (saved, steps)
+
+
 def test_clip_grad_norm_is_torch_clip_grad_norm():
     a, b = _pair()
     x, y = torch.randn(32, 5), torch.randn(32)
