@@ -77,10 +77,10 @@ def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, termin
     T = rewards.shape[0]
     out = np.empty(rewards.shape, dtype=np.float64)
     deltas = rewards + gamma * np.where(terminated, 0.0, next_values) - values
+    ended, decay = terminated | truncated, gamma * lam
     carry = np.zeros(rewards.shape[1:], dtype=np.float64)
     for t in range(T - 1, -1, -1):
-        ended = terminated[t] | truncated[t]
-        carry = deltas[t] + gamma * lam * np.where(ended, 0.0, carry)
+        carry = deltas[t] + decay * np.where(ended[t], 0.0, carry)
         out[t] = carry
     return out
 
@@ -122,12 +122,12 @@ def weights(estimator: str, baseline: str, rewards: np.ndarray, terminated: np.n
     """
     if (baseline == "value" or estimator == "gae") and (values is None or next_values is None):
         raise ValueError(f"{estimator} with baseline {baseline} needs values and next_values")
-    boot = next_values if baseline == "value" else None
-    returns = reward_to_go(rewards, terminated, truncated, boot, gamma)
     if estimator == "gae":
         advantages = gae(rewards, values, next_values, terminated, truncated, gamma, lam)
         # The lambda-return targets V toward what GAE assumes it estimates.
         return advantages, advantages + values
+    boot = next_values if baseline == "value" else None
+    returns = reward_to_go(rewards, terminated, truncated, boot, gamma)
     if estimator == "rtg":
         psi = returns
     elif estimator == "reinforce":
