@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from robopg.normalization import ObsNormalizer, RewardScaler, merge_moments
@@ -40,11 +41,17 @@ def test_reward_scaler_divides_by_the_running_return_std():
     assert scaler.var > 0 and abs(scaler.mean - 3.0 * (1 - 0.9 ** 25) / 0.1) < 15.0
 
 
-def test_frozen_normaliser_equals_forward():
-    norm = ObsNormalizer(3)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_frozen_normaliser_equals_forward(dtype):
+    # NumPy in, NumPy out, torch's numbers to the bit: in the clip range, clipped, and NaN (kept, as torch's
+    # clamp keeps it); float32 observations, for a float32 and a float64 (.double()) normaliser.
+    norm = ObsNormalizer(3).to(dtype)
     norm.update(np.random.default_rng(2).normal(4.0, 9.0, (100, 3)))
-    obs = torch.as_tensor(np.random.default_rng(3).normal(0.0, 200.0, (20, 3)), dtype=torch.float32)
-    assert torch.equal(norm.frozen()(obs.clone()), norm(obs))
+    obs = np.random.default_rng(3).normal(0.0, 200.0, (20, 3)).astype(np.float32)
+    obs[0, 1] = np.nan
+    got, want = norm.frozen()(obs), norm(torch.from_numpy(obs)).numpy()
+    assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+    assert np.isnan(got[0, 1]) and (np.abs(got[1:]) == norm.clip).any()
 
 
 def _reference_scale(scaler: RewardScaler, rewards, terminated, truncated, mask):

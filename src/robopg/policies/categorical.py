@@ -36,7 +36,7 @@ class CategoricalPolicy(Policy):
         normalize, logits_of, start = self.normalizer.frozen(), frozen_layers(self.logits_net), self.start
 
         def sample_actions(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            actions = _gumbel_argmax(logits_of(normalize(torch.from_numpy(obs)))).numpy()
+            actions = _gumbel_argmax(logits_of(torch.from_numpy(normalize(obs)))).numpy()
             return actions, actions.astype(np.int64) + start
 
         return sample_actions

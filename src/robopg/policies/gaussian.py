@@ -46,12 +46,13 @@ class GaussianPolicy(Policy):
 
     def frozen_sampler(self) -> FrozenSampler:
         normalize, mean_of = self.normalizer.frozen(), frozen_layers(self.mean_net)
-        std = self.log_std.detach().exp()  # a new tensor: frozen too
+        std = self.log_std.detach().exp().numpy()  # a new array: frozen too
         low, high, shape = self.low.numpy(), self.high.numpy(), self.action_shape
 
         def sample_actions(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            mean = mean_of(normalize(torch.from_numpy(obs)))
-            actions = (mean + torch.randn_like(mean) * std).numpy()
+            mean = mean_of(torch.from_numpy(normalize(obs)))
+            # The noise from torch's generator, as sample() draws it; sample()'s multiply and add, in NumPy.
+            actions = mean.numpy() + torch.randn_like(mean).numpy() * std
             return actions, np.clip(actions, low, high).reshape(actions.shape[:-1] + shape)
 
         return sample_actions
