@@ -72,14 +72,17 @@ def _sha(data: bytes) -> str:
 COLUMNS = ["iteration", "env_steps", "episodes", "return_mean", "return_std", "return_min", "return_max",
            "length_mean", "policy_loss", "entropy", "value_loss", "explained_variance", "grad_norm", "lr", "grad_var",
            "grad_snr", "worker_restarts"]
+# The trust-region rules' own statistics, in the cases of those rules (a pg case's fingerprint stays as it was).
+RULE_COLUMNS = ["approx_kl", "clip_fraction", "epochs_run", "backtracks", "surrogate_improvement"]
 
 
 def metrics_fingerprint(path: Path) -> str:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
+    columns = COLUMNS + [k for k in RULE_COLUMNS if any(row.get(k) for row in rows)]
     out = io.StringIO()
     for row in rows:
-        out.write(",".join(f"{k}={float(row[k]) if row[k] != '' else ''!r}" for k in COLUMNS) + "\n")
+        out.write(",".join(f"{k}={float(row[k]) if row[k] != '' else ''!r}" for k in columns) + "\n")
     return _sha(out.getvalue().encode())
 
 

@@ -102,14 +102,18 @@ class PPO:
             # One gather per epoch: the minibatches are contiguous slices of it, the same rows in the same order
             # as indexing each one by its part of perm.tensor_split(num_minibatches) (4 gathers fewer a step).
             shuffled = (inputs[perm], w.actions[perm], w.psi[perm], old_log_prob[perm])
+            ratios = []  # of the minibatches stepped on: their clip fractions are taken once an epoch
             for rows in _sections(n, num_minibatches):
                 mb = self._minibatch_step(*(t[rows] for t in shuffled), iteration, hand)
                 if mb is None:
                     stopped = True
                     break
                 done += 1
-                for k in sums:
+                ratios.append(mb.pop("ratio"))
+                for k in mb:
                     sums[k] += mb[k]
+            for fraction in self._clip_fractions(ratios):  # (added one by one, in order, as they were)
+                sums["clip_fraction"] += fraction
             if after_epoch is not None:
                 w = after_epoch(w, stopped or epoch == self.epochs - 1)
             if stopped:
@@ -160,8 +164,16 @@ class PPO:
         if not math.isfinite(grad_norm):
             raise NonFiniteError(f"non-finite policy gradient at iteration {iteration}")
         self.optimizer.step()
-        clip_fraction = float(((ratio - 1.0).abs() > self.clip_range).float().mean())
-        return {"policy_loss": policy_loss, "clip_fraction": clip_fraction, "grad_norm": grad_norm}
+        return {"policy_loss": policy_loss, "grad_norm": grad_norm, "ratio": ratio.detach()}
+
+    def _clip_fractions(self, ratios: list[torch.Tensor]) -> list[float]:
+        """The fraction of each minibatch's ratios outside the clip range, in one pass when the minibatches are
+        of one size (the counts are whole numbers, exact in any order: the same numbers as one at a time)."""
+        if not ratios:
+            return []
+        if any(r.numel() != ratios[0].numel() for r in ratios):
+            return [float(((r - 1.0).abs() > self.clip_range).float().mean()) for r in ratios]
+        return ((torch.stack(ratios) - 1.0).abs() > self.clip_range).float().mean(dim=1).tolist()
 
     def _adapt_lr(self, kl: float) -> None:
         # The bounds stop the rule, never reverse it: a rate given below LR_MIN is not raised by a KL too large.

@@ -87,7 +87,8 @@ class GaussianPolicy(Policy):
         slope = loss_slope(log_prob).unsqueeze(-1)
         gz = slope * z
         write_grad(self.log_std, torch.sum, gz * z - slope, 0)
-        self.log_std.grad.sub_(entropy_coef)
+        if entropy_coef:  # (x - 0 is x to the bit, -0.0 and NaN included: no op needed)
+            self.log_std.grad.sub_(entropy_coef)
         plan_backward(plan, inputs, gz * inv_std)
         return log_prob
 
