@@ -95,6 +95,20 @@ def test_gae_lambda_one_is_reward_to_go_minus_values():
     np.testing.assert_allclose(a, g - v, atol=1e-12)
 
 
+def test_gae_of_one_env_is_that_column_of_many_to_the_bit():
+    # One env runs a Python-float loop, several envs a NumPy one: each env's advantages must not depend on which.
+    rng = np.random.default_rng(1)
+    T, N = 200, 3
+    r, v = rng.normal(size=(T, N)).astype(np.float32), rng.normal(size=(T, N))
+    nv = rng.normal(size=(T, N))
+    term = rng.random((T, N)) < 0.05
+    trunc = (rng.random((T, N)) < 0.03) & ~term
+    together = est.gae(r, v, nv, term, trunc, 0.99, 0.95)
+    for i in range(N):
+        alone = est.gae(r[:, i:i + 1], v[:, i:i + 1], nv[:, i:i + 1], term[:, i:i + 1], trunc[:, i:i + 1], 0.99, 0.95)
+        assert alone.dtype == together.dtype and np.array_equal(alone[:, 0], together[:, i])
+
+
 def test_gae_lambda_zero_is_td_error():
     r = col(1, 2)
     v = col(3, 4)

@@ -78,6 +78,15 @@ def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, termin
     out = np.empty(rewards.shape, dtype=np.float64)
     deltas = rewards + gamma * np.where(terminated, 0.0, next_values) - values
     ended, decay = terminated | truncated, gamma * lam
+    if rewards.shape[1:] == (1,):
+        # One env: the same float64 operations on Python floats, ~8x cheaper than T NumPy calls on 1-element
+        # arrays (2,048 a batch).
+        carry, column, ends = 0.0, deltas[:, 0].tolist(), ended[:, 0].tolist()
+        for t in range(T - 1, -1, -1):
+            carry = column[t] + decay * (0.0 if ends[t] else carry)
+            column[t] = carry
+        out[:, 0] = column
+        return out
     carry = np.zeros(rewards.shape[1:], dtype=np.float64)
     for t in range(T - 1, -1, -1):
         carry = deltas[t] + decay * np.where(ended[t], 0.0, carry)
