@@ -88,8 +88,9 @@ POST_CONSTRAINT = frozenset({"cfrc_ext"})
 
 
 def _ctrl_cost(weight: float, action: np.ndarray) -> np.ndarray:
-    # Gymnasium: weight * np.sum(np.square(action)), per env, in the action's own dtype.
-    return weight * np.square(action).sum(axis=1)
+    # Gymnasium: weight * np.sum(np.square(action)), per env, in the action's own dtype. (np.add.reduce is what
+    # ndarray.sum calls, without its Python wrapper: these formulas run once a step.)
+    return weight * np.add.reduce(np.square(action), axis=1)
 
 
 def _uniform_uniform(scale: float) -> ResetNoise:
@@ -160,7 +161,7 @@ def _cheetah_outcome(f, x_velocity, action):
 def _hopper_healthy(f: Fields) -> np.ndarray:
     z, angle = f.qpos[:, 1], f.qpos[:, 2]
     state = np.concatenate([f.qpos[:, 2:], f.qvel], axis=1)  # state_vector()[2:]
-    healthy_state = ((-100.0 < state) & (state < 100.0)).all(axis=1)
+    healthy_state = np.logical_and.reduce((-100.0 < state) & (state < 100.0), axis=1)  # (ndarray.all's ufunc)
     return healthy_state & (0.7 < z) & (z < np.inf) & (-0.2 < angle) & (angle < 0.2)
 
 
