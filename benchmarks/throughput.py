@@ -20,11 +20,17 @@ NUM_ENVS = (1, 8, 32)
 
 
 # SB3's PPO defaults, which both PPO sides run when --ppo is given: 2048-sample batches (spread over the envs),
-# 10 epochs of 64-sample minibatches, 64x64 tanh networks, lr 3e-4, clip 0.2, grad norm 0.5.
+# 10 epochs of 64-sample minibatches, 64x64 tanh networks, lr 3e-4, clip 0.2, grad norm 0.5. robopg's side is
+# its Hopper/Walker2d preset (which is those defaults) on every robot: a fixed learning rate and Psi computed once
+# a batch, as SB3's, not a robot's own extras (HalfCheetah's preset refits V after every epoch and adapts the
+# rate to the KL: 10 more value passes and 10 more GAE passes an iteration, work SB3's side does not do). V is
+# fitted as robopg fits it, apart from the policy: 5 passes of 8 minibatches (SB3 fits it inside the policy's
+# 320 minibatch steps, on one loss).
 PPO_BATCH = 2048
 ROBOPG_PPO = dict(batch_size=PPO_BATCH, minibatch_size=64, epochs=10, lr=3e-4, clip_range=0.2, gamma=0.99, lam=0.95,
                   hidden_sizes=[64, 64], activation="tanh", max_grad_norm=0.5, entropy_coef=0.0,
-                  estimator="gae", baseline="value")
+                  estimator="gae", baseline="value", recompute_advantages=False, desired_kl=None,
+                  value_epochs=5, value_minibatches=8)
 
 
 def variants(args) -> dict[str, tuple[str, dict]]:
