@@ -157,7 +157,10 @@ def markdown(meta: dict, cells: list[dict], args, pending: list[str]) -> list[st
     if getattr(args, "ppo", False):
         md += ["", f"PPO sides (`--ppo`): robopg `--algorithm ppo` and SB3 PPO with the same {PPO_BATCH}-sample "
                "batches (spread over the envs: SB3 n_steps = 2048 / envs), 10 epochs of 64-sample minibatches, "
-               "64x64 tanh networks. Target: robopg PPO ≥ 3× SB3 PPO at the same env count. limit/sb3-ppo is the "
+               "64x64 tanh networks; robopg's side with a fixed learning rate and Psi computed once a batch, as "
+               "SB3's (no robot preset's extras), and V fitted apart in 5 passes of 8 minibatches (SB3 fits it on "
+               "the policy's minibatches, one loss). Target: robopg PPO ≥ 3× SB3 PPO at the same env count. "
+               "limit/sb3-ppo is the "
                "ceiling of robopg-ppo/sb3-ppo on the Gymnasium backend: both step the same Gymnasium envs, and no "
                "trainer on them steps faster than the limit."]
         for c in cells:
