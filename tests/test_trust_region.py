@@ -467,6 +467,17 @@ def test_ppo_update_by_hand_equals_the_autograd_update(monkeypatch):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_ppo_minibatches_are_the_rows_of_tensor_split():
+    # PPO gathers each epoch's permutation once and steps on slices of it: the slices must hold the rows that
+    # perm.tensor_split(k) gives, minibatch for minibatch (uneven splits included).
+    from robopg.algorithms.ppo import _sections
+
+    for n in (1, 7, 64, 2048, 2050):
+        for k in {1, 2, 3, max(1, n // 64), n}:
+            perm = torch.randperm(n)
+            assert [perm[s].tolist() for s in _sections(n, k)] == [c.tolist() for c in perm.tensor_split(k)]
+
+
 # --- --recompute-advantages ---------------------------------------------------------------------------------
 
 def _state(algorithm):
