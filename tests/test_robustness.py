@@ -81,6 +81,28 @@ def test_every_cell_equals_eval_with_its_factors_on_both_backends(hopper_run):
     assert len({r["mean_return"] for r in native}) == 4  # the factors change the returns
 
 
+def test_evaluation_acts_on_one_torch_thread_and_gives_the_caller_its_threads_back(hopper_run, monkeypatch):
+    # Grid evaluation is thousands of few-row forward passes: on more threads, on a busy machine, each one waits
+    # for threads that are not running (minutes for a grid instead of seconds). The reference above acts on the
+    # caller's threads (2 here): the cells' numbers are the same.
+    policy = robopg.load(hopper_run)
+    seen = []
+    act = type(policy).act
+    monkeypatch.setattr(type(policy), "act", lambda self, *a, **k: (seen.append(torch.get_num_threads()),
+                                                                     act(self, *a, **k))[1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cells = grid_cells(parse_grid(["mass=0.6:1.4:2"]))
+        results = evaluate_cells(policy, "Hopper-v5", cells, 3, seed=5, backend="native")
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        for cell, res in zip(cells, results):
+            assert (res["mean_return"], res["std_return"]) == _eval_with_physics(policy, "Hopper-v5", cell, 3, 5)
+        assert seen[-1] == 2  # the reference's own passes ran on the caller's 2 threads
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_run_with_env_kwargs_is_mapped_on_its_own_robot(cli, tmp_path):
     # Ant without its contact forces in the observation (27 inputs, not 105), on the native backend: the map's
     # envs must be built with the run's env kwargs, as `robopg eval` builds them.
