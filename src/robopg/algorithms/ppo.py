@@ -169,11 +169,12 @@ class PPO:
     def _clip_fractions(self, ratios: list[torch.Tensor]) -> list[float]:
         """The fraction of each minibatch's ratios outside the clip range, in one pass when the minibatches are
         of one size (the counts are whole numbers, exact in any order: the same numbers as one at a time)."""
-        if not ratios:
-            return []
-        if any(r.numel() != ratios[0].numel() for r in ratios):
-            return [float(((r - 1.0).abs() > self.clip_range).float().mean()) for r in ratios]
-        return ((torch.stack(ratios) - 1.0).abs() > self.clip_range).float().mean(dim=1).tolist()
+        def outside(r: torch.Tensor) -> torch.Tensor:
+            return ((r - 1.0).abs() > self.clip_range).float().mean(dim=-1)
+
+        if ratios and all(r.numel() == ratios[0].numel() for r in ratios):
+            return outside(torch.stack(ratios)).tolist()
+        return [float(outside(r)) for r in ratios]
 
     def _adapt_lr(self, kl: float) -> None:
         # The bounds stop the rule, never reverse it: a rate given below LR_MIN is not raised by a KL too large.
