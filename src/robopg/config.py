@@ -31,6 +31,7 @@ CRITIC_OBS = ("obs", "privileged", "blind")
 # lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
 # gap on randomised Hopper and Walker2d (docs/robustness.md, "Noise on the privileged critic's context").
 PRIVILEGED_CONTEXT_NOISE = 0.1
+MAX_FOCUS_CELLS = 4096  # --randomize-focus keeps a score per cell of the physics ranges
 # --randomize names -> robopg.physics parameters (a physics name is accepted as itself too).
 RANDOMIZE_PARAMS = {"mass": "body_mass", "friction": "geom_friction", "damping": "dof_damping",
                     "armature": "dof_armature", "gear": "actuator_gear", "gravity": "gravity"}
@@ -216,6 +217,11 @@ class Config:
     randomize_ramp: int = _f(0, "Env steps over which the --randomize ranges widen linearly from the nominal robot "
                              "(every factor 1) to their full width: a curriculum (0: full width from the start).",
                              check="count")
+    randomize_focus: float = _f(0.0, "Worst-case focus: this fraction of episode starts draws its robot by rank from "
+                                "the cells of the --randomize ranges where recent episodes returned least, the rest "
+                                "uniformly (0: uniform draws, as without it; docs/robustness.md).", check="unit")
+    randomize_bins: int = _f(4, "With --randomize-focus: cells per randomised parameter (the ranges are cut into "
+                             "bins ** parameters cells).", check="positive_int")
     obs_noise: float = _f(0.0, "Std of Gaussian noise added to every observation the policy sees (0: none).",
                           check="non_negative")
     action_noise: float = _f(0.0, "Std of Gaussian noise added to every action sent to the robot (0: none).",
@@ -283,6 +289,14 @@ class Config:
                        "inputs: it needs --randomize")
         if self.randomize_ramp and not self.randomize:
             raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
+        if self.randomize_focus and not self.randomize:
+            raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
+        if self.randomize_focus and self.randomize_bins < 2:
+            raise _bad("randomize_bins", f"{self.randomize_bins} cell per parameter cannot focus on anything: use 2 "
+                       "or more")
+        if self.randomize_focus and self.randomize_bins ** len(parse_randomize(self.randomize)) > MAX_FOCUS_CELLS:
+            raise _bad("randomize_bins", f"{self.randomize_bins} per parameter makes more than {MAX_FOCUS_CELLS:,} "
+                       "cells, too many to score: use fewer bins")
         if self.critic_context_noise and self.critic_obs != "privileged":  # (0 is no noise: allowed anywhere)
             raise _bad("critic_context_noise", "blurs a privileged value function's context inputs: it needs "
                        "--critic-obs privileged")

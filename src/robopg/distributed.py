@@ -110,9 +110,12 @@ def concatenate(parts: list[Rollout]) -> Rollout:
 
     # The privileged critic's inputs (each step's randomised physics) come along when every share has them.
     context = cat("context") if all(p.context is not None for p in parts) else None
+    factors = None
+    if all(p.episode_factors is not None for p in parts):
+        factors = np.concatenate([p.episode_factors for p in parts])
     return Rollout(cat("obs"), cat("actions"), cat("rewards"), cat("terminated"), cat("truncated"),
                    cat("next_obs"), cat("mask"), [r for p in parts for r in p.episode_returns],
-                   [n for p in parts for n in p.episode_lengths], sum(p.env_errors for p in parts), context)
+                   [n for p in parts for n in p.episode_lengths], sum(p.env_errors for p in parts), context, factors)
 
 
 class RaySampler:
@@ -130,6 +133,7 @@ class RaySampler:
         self.incarnations = [0] * config.workers
         self.restarts_total = 0
         self.env_steps = 0  # the run's, for the workers' --randomize-ramp
+        self.cell_probs = None  # this iteration's --randomize-focus probabilities, for the workers
         self._stats: dict[str, float] = {}
         self.workers: list = []
         self._started_ray = connect(config)
@@ -160,8 +164,8 @@ class RaySampler:
                  f"node(s)")
 
     # ------------------------------------------------------------------------------------------------
-    def advance(self, env_steps: int) -> None:
-        self.env_steps = env_steps
+    def advance(self, env_steps: int, cell_probs: np.ndarray | None = None) -> None:
+        self.env_steps, self.cell_probs = env_steps, cell_probs
 
     def collect(self) -> Rollout:
         t0 = time.perf_counter()
@@ -241,7 +245,7 @@ class _Gather:
     def submit(self, i: int) -> None:
         s = self.sampler
         self.attempts[i] += 1
-        call = s.workers[i].collect.remote(self.weights, s.incarnations[i], s.env_steps)
+        call = s.workers[i].collect.remote(self.weights, s.incarnations[i], s.env_steps, s.cell_probs)
         self.pending[call] = (i, "collect", time.monotonic() + s.config.worker_timeout)
 
     def probe(self, i: int, deadline: float) -> None:

@@ -18,7 +18,9 @@ COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "retur
            "explained_variance", "grad_norm", "lr", "grad_var", "grad_snr", "worker_restarts", "sync_ms", "env_errors",
            # the trust-region update rules' (empty for pg): KL to the sampling policy, PPO's share of clipped
            # ratios and epochs run, TRPO's line-search backtracks and the surrogate's gain
-           "approx_kl", "clip_fraction", "epochs_run", "backtracks", "surrogate_improvement"]
+           "approx_kl", "clip_fraction", "epochs_run", "backtracks", "surrogate_improvement",
+           # --randomize-focus's (empty without it): the worst and best cell's score, the worst cell's probability
+           "focus_score_min", "focus_score_max", "focus_p_max"]
 INTEGER_COLUMNS = {"iteration", "env_steps", "episodes", "worker_restarts", "env_errors", "epochs_run", "backtracks"}
 WALL_COLUMNS = ("wall_s", "steps_per_s", "sync_ms")  # differ between identical runs; everything else must not
 

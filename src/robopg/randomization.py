@@ -14,6 +14,10 @@ it, as ``robopg.physics`` does with a ``(num_envs,)`` factor. Factors reach the 
 after the env reset for its new episode (with SAME_STEP autoreset the reset happens inside the step that ended
 the previous episode), so they act from the episode's first step on.
 
+With ``--randomize-focus`` (``robopg.focus``) an episode start first draws its cell of the physics ranges, from the
+probabilities the learner sent for this iteration, then its factors uniformly within that cell: one draw more per
+episode start than without focus.
+
 A ramp (``--randomize-ramp STEPS``) is a curriculum: the physics ranges widen linearly with the run's env steps,
 from the nominal robot (every factor 1) to their full width at STEPS. The draw is the same uniform number, shrunk
 towards 1 (for log-uniform ranges, in log space), so a ramp changes what is drawn, never how many draws are made.
@@ -29,6 +33,7 @@ import numpy as np
 
 from .config import parse_delay, parse_randomize
 from .errors import EnvError
+from .focus import Cells
 from .physics import get_physics, set_physics
 
 _ENV_STREAM, _NOISE_STREAM = 0x52D1, 0x4E01  # tags that keep these generators apart from any other seeded one
@@ -43,7 +48,7 @@ class Randomizer:
     the run (a Ray worker holds envs first_env_index, first_env_index + 1, ...)."""
 
     def __init__(self, spec: str, obs_noise: float, action_noise: float, action_delay: str, num_envs: int,
-                 seed: int, first_env_index: int = 0, ramp_steps: int = 0):
+                 seed: int, first_env_index: int = 0, ramp_steps: int = 0, focus_bins: int = 0):
         self.ranges = parse_randomize(spec)           # physics name -> (lo, hi, 'uniform' | 'log')
         self.names = tuple(self.ranges)
         self.obs_noise, self.action_noise = float(obs_noise), float(action_noise)
@@ -56,6 +61,10 @@ class Randomizer:
         # The fraction of each physics range that episodes starting now draw from (1 without a ramp).
         self.ramp_steps = int(ramp_steps)
         self.width = 0.0 if self.ramp_steps else 1.0
+        # --randomize-focus: the cells episode starts draw from, and this iteration's probabilities (uniform
+        # until the learner sends its own).
+        self.cells = Cells(spec, focus_bins) if focus_bins and self.names else None
+        self.cell_probs = None if self.cells is None else np.full(self.cells.count, 1.0 / self.cells.count)
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -85,10 +94,16 @@ class Randomizer:
             except EnvError as e:
                 raise EnvError(f"--randomize: {e}") from None
 
-    def advance(self, env_steps: int) -> None:
-        """The run has taken ``env_steps`` env steps: set the ranges' width for the episodes that start next."""
+    def advance(self, env_steps: int, cell_probs: np.ndarray | None = None) -> None:
+        """The run has taken ``env_steps`` env steps: set the ranges' width for the episodes that start next, and
+        (--randomize-focus) the probabilities they draw their cells with."""
         if self.ramp_steps:
             self.width = min(1.0, env_steps / self.ramp_steps)
+        if cell_probs is not None and self.cells is not None:
+            cell_probs = np.asarray(cell_probs, dtype=float)
+            if cell_probs.shape != (self.cells.count,):
+                raise ValueError(f"{cell_probs.shape[0]} cell probabilities for {self.cells.count} cells")
+            self.cell_probs = cell_probs
 
     # --- episode starts ---------------------------------------------------------------------------------
     def start(self, venv, ids: np.ndarray) -> None:
@@ -97,16 +112,13 @@ class Randomizer:
         if not len(ids):
             return
         lo_d, hi_d, w = *self.delay_range, self.width
+        cdf = None if self.cells is None else np.cumsum(self.cell_probs)
         for i in ids:
             rng = self._env_rngs[i]
-            for j, name in enumerate(self.names):
-                lo, hi, dist = self.ranges[name]
-                if dist == "log":
-                    self.factors[i, j] = np.exp(w * rng.uniform(np.log(lo), np.log(hi)))
-                else:
-                    u = rng.uniform(lo, hi)
-                    # (1 + (u - 1) is not u in floating point: full width keeps today's draws to the bit.)
-                    self.factors[i, j] = u if w == 1.0 else 1.0 + w * (u - 1.0)
+            if cdf is not None:
+                self._draw_in_cell(i, rng, cdf, w)
+            else:
+                self._draw(i, rng, w)
             if hi_d > lo_d:
                 self.delay[i] = rng.integers(lo_d, hi_d + 1)
         if self._history is not None:
@@ -117,6 +129,26 @@ class Randomizer:
                 set_physics(venv, {name: self.factors[ids, j] for j, name in enumerate(self.names)}, ids)
             except EnvError as e:
                 raise EnvError(f"--randomize: {e}") from None
+
+    def _draw(self, i: int, rng: np.random.Generator, w: float) -> None:
+        for j, name in enumerate(self.names):
+            lo, hi, dist = self.ranges[name]
+            if dist == "log":
+                self.factors[i, j] = np.exp(w * rng.uniform(np.log(lo), np.log(hi)))
+            else:
+                u = rng.uniform(lo, hi)
+                # (1 + (u - 1) is not u in floating point: full width keeps today's draws to the bit.)
+                self.factors[i, j] = u if w == 1.0 else 1.0 + w * (u - 1.0)
+
+    def _draw_in_cell(self, i: int, rng: np.random.Generator, cdf: np.ndarray, w: float) -> None:
+        cell = min(int(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1]), side="right")), len(cdf) - 1)
+        low, high = self.cells.bounds(cell)
+        for j in range(len(self.names)):
+            x = rng.uniform(low[j], high[j])
+            if self.cells.log[j]:
+                self.factors[i, j] = np.exp(w * x)
+            else:
+                self.factors[i, j] = x if w == 1.0 else 1.0 + w * (x - 1.0)
 
     # --- every step ---------------------------------------------------------------------------------
     def observe(self, obs: np.ndarray) -> np.ndarray:
@@ -180,7 +212,7 @@ def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, 
     if not config.randomized():
         return None
     r = Randomizer(config.randomize, config.obs_noise, config.action_noise, config.action_delay, num_envs, seed,
-                   first_env_index, config.randomize_ramp)
+                   first_env_index, config.randomize_ramp, config.randomize_bins if config.randomize_focus else 0)
     if venv is not None:
         r.check_env(venv)
     return r

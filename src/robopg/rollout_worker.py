@@ -68,19 +68,21 @@ class RolloutWorker:
 
         return ray.get_runtime_context().get_node_id()
 
-    def collect(self, policy_state: dict, incarnation: int, env_steps: int = 0) -> tuple[Rollout, float, float]:
+    def collect(self, policy_state: dict, incarnation: int, env_steps: int = 0,
+                cell_probs=None) -> tuple[Rollout, float, float]:
         """Sample this worker's share with the learner's weights and normaliser statistics.
 
         ``incarnation`` is the learner's count for this worker; a process that Ray restarted (its
         ``__init__`` ran again with the first incarnation) or a resumed run reseeds before sampling;
-        ``env_steps``, the run's so far, sets a --randomize-ramp's width. Returns the rollout, and the wall
+        ``env_steps``, the run's so far, sets a --randomize-ramp's width, and ``cell_probs`` the iteration's
+        --randomize-focus probabilities. Returns the rollout, and the wall
         and CPU seconds spent sampling (the learner reports the rest of its wait as overhead; CPU seconds
         measure a worker's speed apart from other load on its node).
         """
         if incarnation != self.incarnation:
             self._reseed(incarnation)
         self.policy.load_state_dict(policy_state)
-        self.sampler.advance(env_steps)
+        self.sampler.advance(env_steps, cell_probs)
         t0, c0 = time.perf_counter(), time.process_time()
         rollout = self.sampler.collect()
         return rollout, time.perf_counter() - t0, time.process_time() - c0

@@ -33,6 +33,7 @@ class Rollout:
     episode_lengths: list[int]
     env_errors: int = 0     # episodes dropped because their env failed (--on-env-error reset)
     context: np.ndarray | None = None  # [T, N, k] float32: each step's episode's randomised factors (randomization)
+    episode_factors: np.ndarray | None = None  # [len(episode_returns), params]: each one's physics factors
 
     @property
     def num_steps(self) -> int:
@@ -68,6 +69,7 @@ class _Batch:
         self.collected = 0
         self.returns: list[float] = []
         self.lengths: list[int] = []
+        self.factors: list[np.ndarray] = []  # with --randomize: each finished episode's physics factors
         self.episode_start = np.zeros(n, dtype=np.int64)  # where each env's current episode began in the batch
         self.env_errors = 0
 
@@ -128,10 +130,11 @@ class Sampler:
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
 
-    def advance(self, env_steps: int) -> None:
-        """The run has taken ``env_steps`` env steps (a --randomize-ramp widens the ranges with them)."""
+    def advance(self, env_steps: int, cell_probs: np.ndarray | None = None) -> None:
+        """The run has taken ``env_steps`` env steps (a --randomize-ramp widens the ranges with them);
+        ``cell_probs``: --randomize-focus's probabilities for this iteration's episode starts."""
         if self.randomizer is not None:
-            self.randomizer.advance(env_steps)
+            self.randomizer.advance(env_steps, cell_probs)
 
     @torch.no_grad()
     def collect(self) -> Rollout:
@@ -188,9 +191,12 @@ class Sampler:
                 break
             if self.mode == "episodes" and batch.num_active == 0:
                 break
+        factors = None
+        if rand is not None and rand.names:
+            factors = np.array(batch.factors).reshape(len(batch.returns), len(rand.names))
         return Rollout(b.obs[:t].copy(), b.actions[:t].copy(), b.rewards[:t].copy(), b.terminated[:t].copy(),
                        b.truncated[:t].copy(), b.next_obs[:t].copy(), b.mask[:t].copy(), batch.returns,
-                       batch.lengths, batch.env_errors, None if context is None else np.stack(context))
+                       batch.lengths, batch.env_errors, None if context is None else np.stack(context), factors)
 
     def _end_episodes(self, t: int, ended: np.ndarray, info: dict, batch: _Batch) -> None:
         b = self._buf
@@ -222,6 +228,8 @@ class Sampler:
                 if batch.active[i]:
                     batch.returns.append(float(self._ep_return[i]))
                     batch.lengths.append(int(self._ep_length[i]))
+                    if rand is not None:
+                        batch.factors.append(rand.factors[i].copy())
                     if self.mode == "episodes" and batch.collected >= self.batch_size:
                         batch.active[i] = False
                         batch.num_active -= 1

@@ -24,6 +24,7 @@ from .algorithms import make_algorithm
 from .config import Config
 from .envs import make_vector_env
 from .errors import CheckpointError, EnvFailure, NonFiniteError, StorageError, TrainingInterrupted
+from .focus import make_focus
 from .metrics import MetricsLog, Progress
 from .policies import make_policy
 from .randomization import make_randomizer
@@ -74,6 +75,7 @@ class Trainer:
             self.sampler = Sampler(self.venv, self.policy, c.batch_size, c.resolved_batch_mode(), c.seed, c.env_id,
                                    max_env_errors=c.max_env_errors,
                                    randomizer=randomizer)
+        self.focus = make_focus(c)  # --randomize-focus: the cells' scores live here, never in a worker
         self.iteration = 0
         self.env_steps = 0
         self.best_return = -math.inf
@@ -130,9 +132,11 @@ class Trainer:
     def step(self) -> tuple[Rollout, dict[str, float]]:
         """One iteration's sampling and update, without logging or checkpoints: the rollout and the update's
         statistics."""
-        self.sampler.advance(self.env_steps)
+        self.sampler.advance(self.env_steps, None if self.focus is None else self.focus.probabilities())
         rollout = self.sampler.collect()
         self._count_env_errors(rollout)
+        if self.focus is not None:
+            self.focus.update(rollout.episode_factors, rollout.episode_returns)
         stats = self.algorithm.update(rollout, self.iteration + 1, self.env_steps / self.config.steps)
         self._check_finite()
         self.iteration += 1
@@ -182,7 +186,7 @@ class Trainer:
                 "return_max": float(np.max(rets)) if rets else math.nan,
                 "length_mean": float(np.mean(lens)) if lens else math.nan,
                 "value_loss": math.nan, "explained_variance": math.nan, "env_errors": rollout.env_errors,
-                **self.sampler.iteration_stats(), **stats}
+                **self.sampler.iteration_stats(), **({} if self.focus is None else self.focus.stats()), **stats}
 
     def _record_best(self, row: dict) -> None:
         if math.isfinite(row["return_mean"]) and row["return_mean"] > self.best_return:
@@ -228,6 +232,8 @@ class Trainer:
             "numpy_rng": pickle.dumps(np.random.get_state()),
             "sampler": pickle.dumps(self.sampler.state_dict()),
         }
+        if self.focus is not None:
+            payload["focus"] = self.focus.state_dict()
         checkpoint.save(self.run_dir / "checkpoints" / "latest.pt", payload)
 
     def load_checkpoint(self, data: dict) -> None:
@@ -235,6 +241,8 @@ class Trainer:
             self.policy.load_state_dict(data["policy"])
             self.algorithm.load_state_dict(data)
             self.sampler.load_state_dict(pickle.loads(data["sampler"]))
+            if self.focus is not None:
+                self.focus.load_state_dict(data["focus"])
             torch.set_rng_state(data["torch_rng"])
             random.setstate(pickle.loads(data["python_rng"]))
             np.random.set_state(pickle.loads(data["numpy_rng"]))
