@@ -24,6 +24,7 @@ the envs are split between Ray workers (the learner sends them with the weights)
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .config import parse_randomize
 
@@ -97,13 +98,14 @@ class Focus:
                 "focus_p_max": float(self.probabilities().max())}
 
     def state_dict(self) -> dict:
-        return {"score": self.score.copy(), "episodes": self.episodes.copy()}
+        # Tensors: a checkpoint is loaded with torch.load(weights_only=True), which takes no numpy arrays.
+        return {"score": torch.from_numpy(self.score.copy()), "episodes": torch.from_numpy(self.episodes.copy())}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["score"].shape != self.score.shape:
+        if tuple(state["score"].shape) != self.score.shape:
             raise ValueError("saved --randomize-focus scores do not match this run's --randomize and --randomize-bins")
-        self.score[:] = state["score"]
-        self.episodes[:] = state["episodes"]
+        self.score[:] = state["score"].numpy()
+        self.episodes[:] = state["episodes"].numpy()
 
 
 def make_focus(config) -> Focus | None:
