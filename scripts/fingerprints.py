@@ -57,6 +57,12 @@ CASES: dict[str, list[str]] = {
     "walker-ppo-options": ["Walker2d-v5", "--algorithm", "ppo", "--env-backend", "native", "--num-envs", "4",
                            "--steps", "4096", "--target-kl", "0.02", "--normalize-minibatch-advantages",
                            "--value-clip", "0.2", "--entropy-coef", "0.01"],
+    # Domain randomisation (physics, noise, delay), the history input and the privileged critic together.
+    "hopper-randomized-privileged": ["Hopper-v5", "--algorithm", "pg", "--env-backend", "native", "--num-envs", "4",
+                                     "--steps", "4096", "--batch-size", "1024", "--randomize",
+                                     "mass=0.5:1.5,friction=0.5:1.5:log", "--obs-noise", "0.01", "--action-noise",
+                                     "0.05", "--action-delay", "0:1", "--obs-history", "2", "--critic-obs",
+                                     "privileged"],
 }
 VARIANCE_CASE = "variance-chain"
 TIMING_KEYS = {"seconds_per_estimate", "backward_seconds", "score_seconds", "wall_s", "elapsed_s"}

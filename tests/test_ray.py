@@ -198,6 +198,18 @@ def test_workers_widen_a_ramped_randomisation_with_the_runs_env_steps(ray_cluste
     assert ramp_bound_holds(contexts, 1024)[-1] > 0.25
 
 
+def test_workers_draw_from_the_learners_focus_and_reproduce(ray_cluster, tmp_path):
+    kw = dict(workers=2, envs_per_worker=2, randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_focus=0.8,
+              estimator="gae", baseline="value", steps=1536, batch_size=256)
+    scores = []
+    a = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "a",
+                     callbacks=[lambda t, ro, row: scores.append(t.focus.score.copy())])
+    # Every worker's finished episodes came back with their factors, and the learner scored them.
+    assert (~np.isnan(scores[-1])).sum() > 4
+    b = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "b")
+    _same(_numbers(a.run_dir), _numbers(b.run_dir))
+
+
 def test_two_workers_same_seed_same_numbers(ray_cluster, tmp_path):
     kw = dict(workers=2, envs_per_worker=2, estimator="gae", baseline="value", steps=2048, batch_size=512)
     a = robopg.train(tiny("CartPole-v1", **kw), tmp_path / "a")

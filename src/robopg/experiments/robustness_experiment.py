@@ -45,11 +45,12 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
 
 def arm_options(arm: str, args) -> list[str]:
     """The ``robopg train`` options of ``arm`` beyond the preset's: none for the nominal arm, which stays the
-    preset; the randomised arms' --randomize, --obs-history, --randomize-ramp and --train-args."""
+    preset; the randomised arms' --randomize, --obs-history, --randomize-ramp, --randomize-focus and --train-args."""
     options = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
     if arm == "nominal":
         return options
-    for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp)):
+    for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp),
+                          ("--randomize-focus", args.randomize_focus)):
         if value:
             options += [option, str(value)]
     return options + shlex.split(args.train_args)
@@ -83,6 +84,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
                                                   "episodes": args.episodes, "randomize": args.randomize,
                                                   "obs_history": args.obs_history,
                                                   "randomize_ramp": args.randomize_ramp,
+                                                  "randomize_focus": args.randomize_focus,
                                                   "train_args": args.train_args,
                                                   "arms": result}, indent=1))
     _maps(env_id, docs, out / "maps.png")
@@ -158,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--randomize-ramp", type=int, default=0,
                    help="the randomised arms' --randomize-ramp: env steps over which their ranges widen from the "
                    "nominal robot (0: full width from the start)")
+    p.add_argument("--randomize-focus", type=float, default=0.0,
+                   help="the randomised arms' --randomize-focus: the fraction of episode starts drawn by rank from the "
+                   "physics cells where recent episodes returned least (0: uniform)")
     p.add_argument("--train-args", default="", help="more `robopg train` options for the randomised arms, as one "
                    "string, e.g. '--hidden-sizes 256 256' (the nominal arm stays the preset)")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
