@@ -75,9 +75,9 @@ class RolloutWorker:
         ``incarnation`` is the learner's count for this worker; a process that Ray restarted (its
         ``__init__`` ran again with the first incarnation) or a resumed run reseeds before sampling;
         ``env_steps``, the run's so far, sets a --randomize-ramp's width, and ``cell_probs`` the iteration's
-        --randomize-focus probabilities. Returns the rollout, and the wall
-        and CPU seconds spent sampling (the learner reports the rest of its wait as overhead; CPU seconds
-        measure a worker's speed apart from other load on its node).
+        --randomize-focus probabilities. Returns the rollout, and the wall and CPU seconds spent sampling (the
+        learner reports the rest of its wait as overhead; CPU seconds measure a worker's speed apart from other
+        load on its node).
         """
         if incarnation != self.incarnation:
             self._reseed(incarnation)
