@@ -155,3 +155,11 @@ def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     assert out.returncode == 2, out.stderr
     assert option in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_throughput_pairs_a_focused_trainer_with_a_nominal_one():
+    from robopg.experiments.robustness_experiment import throughput
+
+    out = throughput("Hopper-v5", "mass=0.5:1.5", iterations=2, focus=0.5)
+    assert out["randomize_focus"] == 0.5 and set(out["steps_per_s"]) == {"nominal", "randomized"}
+    assert all(r > 0 for r in out["steps_per_s"].values()) and math.isfinite(out["cost"])

@@ -118,10 +118,12 @@ def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
     plt.close(fig)
 
 
-def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0, algorithm: str = "pg") -> dict:
+def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0, algorithm: str = "pg",
+               focus: float = 0.0) -> dict:
     """Whole training iterations (sample + update) of a nominal and a randomised trainer, alternated in one
     process on the native backend so that the machine's load falls on both alike: steps/s of each, and the
-    cost of randomisation, 1 - randomised / nominal."""
+    cost of randomisation, 1 - randomised / nominal (the randomised trainer with ``focus`` as its
+    --randomize-focus)."""
     import tempfile
     import time
 
@@ -130,8 +132,8 @@ def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0,
 
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {arm: Trainer(make_config(env_id, algorithm=algorithm, seed=seed, env_backend="native",
-                                             tensorboard=False, randomize=r), Path(tmp) / arm)
-                    for arm, r in (("nominal", ""), ("randomized", randomize))}
+                                             tensorboard=False, randomize=r, randomize_focus=f), Path(tmp) / arm)
+                    for arm, r, f in (("nominal", "", 0.0), ("randomized", randomize, focus))}
         seconds, steps = dict.fromkeys(trainers, 0.0), dict.fromkeys(trainers, 0)
         for i in range(iterations):
             for arm in (list(trainers) if i % 2 == 0 else list(trainers)[::-1]):
@@ -142,7 +144,8 @@ def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0,
         for t in trainers.values():
             t.close()
     rate = {arm: steps[arm] / seconds[arm] for arm in trainers}
-    return {"env_id": env_id, "randomize": randomize, "iterations": iterations, "steps_per_s": rate,
+    return {"env_id": env_id, "randomize": randomize, "randomize_focus": focus, "iterations": iterations,
+            "steps_per_s": rate,
             "cost": 1.0 - rate["randomized"] / rate["nominal"]}
 
 
@@ -184,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--train-args: not options of robopg train: {args.train_args!r}")
     if args.throughput:
         for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
-            print(json.dumps(throughput(env_id, args.randomize, algorithm=args.algorithm)), flush=True)
+            print(json.dumps(throughput(env_id, args.randomize, algorithm=args.algorithm, focus=args.randomize_focus)),
+                  flush=True)
         return 0
     for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
         docs = {arm: [run_arm(env_id, arm, seed, args) for seed in range(args.seeds)] for arm in arms}
