@@ -134,21 +134,15 @@ class Randomizer:
         for j, name in enumerate(self.names):
             lo, hi, dist = self.ranges[name]
             if dist == "log":
-                self.factors[i, j] = np.exp(w * rng.uniform(np.log(lo), np.log(hi)))
+                self.factors[i, j] = _shrunk(rng.uniform(np.log(lo), np.log(hi)), True, w)
             else:
-                u = rng.uniform(lo, hi)
-                # (1 + (u - 1) is not u in floating point: full width keeps today's draws to the bit.)
-                self.factors[i, j] = u if w == 1.0 else 1.0 + w * (u - 1.0)
+                self.factors[i, j] = _shrunk(rng.uniform(lo, hi), False, w)
 
     def _draw_in_cell(self, i: int, rng: np.random.Generator, cdf: np.ndarray, w: float) -> None:
         cell = min(int(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1]), side="right")), len(cdf) - 1)
         low, high = self.cells.bounds(cell)
         for j in range(len(self.names)):
-            x = rng.uniform(low[j], high[j])
-            if self.cells.log[j]:
-                self.factors[i, j] = np.exp(w * x)
-            else:
-                self.factors[i, j] = x if w == 1.0 else 1.0 + w * (x - 1.0)
+            self.factors[i, j] = _shrunk(rng.uniform(low[j], high[j]), self.cells.log[j], w)
 
     # --- every step ---------------------------------------------------------------------------------
     def observe(self, obs: np.ndarray) -> np.ndarray:
@@ -196,6 +190,14 @@ class Randomizer:
         self.delay[:] = state["delay"]
         self._context = None
         self._history = None if state["history"] is None else state["history"].copy()
+
+
+def _shrunk(x: float, log: bool, w: float) -> float:
+    """The factor of draw ``x`` (in log space for log-uniform ranges) at ramp width ``w``: shrunk towards 1."""
+    if log:
+        return np.exp(w * x)
+    # (1 + (x - 1) is not x in floating point: full width keeps the draws without a ramp to the bit.)
+    return x if w == 1.0 else 1.0 + w * (x - 1.0)
 
 
 def critic_context_dim(config) -> int:
