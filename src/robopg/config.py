@@ -27,6 +27,8 @@ VECTORIZATION = ("sync", "async")
 ENV_BACKENDS = ("auto", "gymnasium", "native")
 ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
+POLICY_OBS = ("obs", "estimated")
+ESTIMATOR_LR, ESTIMATOR_EPOCHS = 1e-3, 5  # --estimator-lr and --estimator-epochs when not given
 # A privileged critic fit on exact per-episode factors learns to tell the batch's few episodes apart by them and
 # lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
 # gap on randomised Hopper and Walker2d (docs/robustness.md, "Noise on the privileged critic's context").
@@ -235,6 +237,15 @@ class Config:
                          "randomised physics factors of its episode; never the policy), or 'blind' (a control for "
                          "experiments: the privileged network, its physics inputs held at zero). Needs --randomize.",
                          choices=CRITIC_OBS)
+    policy_obs: str = _f("obs", "What the policy sees: 'obs', or 'estimated' (the observation and an estimate of "
+                         "its episode's randomised physics factors, made from the observation by a network fit each "
+                         "iteration by regression on the true factors, which only training knows; the policy "
+                         "gradient never moves it). Use it with --obs-history, from which the factors can be "
+                         "told. Needs --randomize with physics ranges (docs/robustness.md).", choices=POLICY_OBS)
+    estimator_lr: float = _f(None, f"With --policy-obs estimated: the physics estimator's learning rate (Adam; not "
+                             f"given: {ESTIMATOR_LR}).", check="optional_positive")
+    estimator_epochs: int = _f(None, f"With --policy-obs estimated: passes over each batch when the estimator is "
+                               f"fit (not given: {ESTIMATOR_EPOCHS}).", check="optional_positive_int")
     critic_context_noise: float = _f(None, "Std of Gaussian noise added to a privileged value function's context "
                                      "inputs (log physics factors) while it is fit, drawn afresh each epoch; the "
                                      "values Psi is computed from stay noise-free. It keeps the critic from telling "
@@ -297,6 +308,12 @@ class Config:
         if self.randomize_focus and self.randomize_bins ** len(parse_randomize(self.randomize)) > MAX_FOCUS_CELLS:
             raise _bad("randomize_bins", f"{self.randomize_bins} per parameter makes more than {MAX_FOCUS_CELLS:,} "
                        "cells, too many to score: use fewer bins")
+        if self.policy_obs == "estimated" and not parse_randomize(self.randomize):
+            raise _bad("policy_obs", "'estimated' gives the policy an estimate of the randomised physics factors: it "
+                       "needs --randomize with physics ranges")
+        for name in ("estimator_lr", "estimator_epochs"):
+            if getattr(self, name) is not None and self.policy_obs != "estimated":
+                raise _bad(name, "sets the physics estimator's fit: it needs --policy-obs estimated")
         if self.critic_context_noise and self.critic_obs != "privileged":  # (0 is no noise: allowed anywhere)
             raise _bad("critic_context_noise", "blurs a privileged value function's context inputs: it needs "
                        "--critic-obs privileged")

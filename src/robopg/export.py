@@ -221,6 +221,8 @@ def _graph(policy, stochastic: bool):
 
 def _core(policy, stochastic: bool):
     """The part both graphs share: the observation normaliser, as ``ObsNormalizer.forward`` computes it."""
+    import copy
+
     import torch
     from torch import nn
 
@@ -234,10 +236,14 @@ def _core(policy, stochastic: bool):
             self.register_buffer("obs_mean", norm.mean.detach().float().clone())
             self.register_buffer("obs_inv_std", (1.0 / torch.sqrt(norm.var.detach() + 1e-8)).float())
             self.stochastic = stochastic
+            # --policy-obs estimated: the physics estimate joins the network's input (Policy.net_inputs).
+            self.estimator = None if policy.estimator is None else copy.deepcopy(policy.estimator)
 
         def features(self, obs: torch.Tensor) -> torch.Tensor:
             if self.normalize:
                 obs = ((obs - self.obs_mean) * self.obs_inv_std).clamp(-self.clip, self.clip)
+            if self.estimator is not None:
+                obs = torch.cat([obs, self.estimator(obs)], -1)
             return self.net(obs)
 
     return Core

@@ -200,12 +200,21 @@ def _shrunk(x: float, log: bool, w: float) -> float:
     return x if w == 1.0 else 1.0 + w * (x - 1.0)
 
 
-def critic_context_dim(config) -> int:
-    """Inputs a --critic-obs privileged (or blind) value function gets beyond the observation (0 for a plain one)."""
-    if getattr(config, "critic_obs", "obs") == "obs":
-        return 0
+def context_dim(config) -> int:
+    """Numbers in an episode's context (``Randomizer.context``): a log factor per randomised parameter, and the
+    delay if one is drawn."""
     lo, hi = parse_delay(config.action_delay)
     return len(parse_randomize(config.randomize)) + (lo != hi)
+
+
+def critic_context_dim(config) -> int:
+    """Inputs a --critic-obs privileged (or blind) value function gets beyond the observation (0 for a plain one)."""
+    return 0 if getattr(config, "critic_obs", "obs") == "obs" else context_dim(config)
+
+
+def estimate_dim(config) -> int:
+    """Numbers in a --policy-obs estimated policy's estimate of its episode's context (0 for a plain policy)."""
+    return 0 if getattr(config, "policy_obs", "obs") == "obs" else context_dim(config)
 
 
 def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, venv=None) -> Randomizer | None:

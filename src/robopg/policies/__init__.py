@@ -17,13 +17,15 @@ from .value import ValueFunction
 
 
 def make_policy(config, observation_space: gym.Space, action_space: gym.Space) -> Policy:
+    from ..randomization import estimate_dim
+
     check_spaces(config.env_id, observation_space, action_space)
     obs_dim = int(observation_space.shape[0])
     if isinstance(action_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
-                              config.init_log_std, config.normalize_observations)
+                              config.init_log_std, config.normalize_observations, estimate_dim(config))
     return CategoricalPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
-                             config.normalize_observations)
+                             config.normalize_observations, estimate_dim(config))
 
 
 __all__ = ["CategoricalPolicy", "FrozenSampler", "GaussianPolicy", "ObsNormalizer", "Policy", "ValueFunction",

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..normalization import ObsNormalizer
+from .networks import as_buffers, frozen_layers, mlp, run_layers
 
 # obs [N, obs_dim] float32 -> (actions as sampled, actions as sent to the env)
 FrozenSampler = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -19,6 +20,33 @@ class Policy(nn.Module):
     of one batch, on a frozen copy), ``log_prob_entropy`` (for the loss), ``act`` (numpy in, numpy out)."""
 
     normalizer: ObsNormalizer
+    estimator: nn.Sequential | None  # --policy-obs estimated: the physics estimate (robopg.estimator)
+
+    def __init__(self):
+        super().__init__()
+        self.estimator = None
+
+    def _add_estimator(self, obs_dim: int, hidden: list[int], activation: str, estimate_dim: int) -> int:
+        """Give the policy an estimator of ``estimate_dim`` numbers (none if 0); returns the width of the
+        network input that follows it. Its weights are buffers (``as_buffers``); its outputs start near 0, the
+        nominal robot's log factors."""
+        if estimate_dim:
+            self.estimator = as_buffers(mlp([obs_dim, *hidden, estimate_dim], activation, out_gain=0.01))
+        return obs_dim + estimate_dim
+
+    def net_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's input for normalised observations ``x``: ``x``, then the physics estimate if any."""
+        if self.estimator is None:
+            return x
+        return torch.cat([x, run_layers(self.estimator, x)], -1)
+
+    def frozen_net(self, net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``net`` after ``net_inputs``, frozen (``frozen_layers``) for normalised observations."""
+        head = frozen_layers(net)
+        if self.estimator is None:
+            return head
+        estimate = frozen_layers(self.estimator)
+        return lambda x: head(torch.cat([x, estimate(x)], -1))
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

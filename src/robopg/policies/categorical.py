@@ -8,7 +8,7 @@ import torch
 
 from ..normalization import ObsNormalizer
 from .base import FrozenSampler, Policy
-from .networks import frozen_layers, mlp, run_layers
+from .networks import mlp, run_layers
 
 
 def _gumbel_argmax(logits: torch.Tensor) -> torch.Tensor:
@@ -19,21 +19,22 @@ def _gumbel_argmax(logits: torch.Tensor) -> torch.Tensor:
 
 class CategoricalPolicy(Policy):
     def __init__(self, obs_dim: int, action_space: gym.spaces.Discrete, hidden: list[int], activation: str,
-                 normalize_observations: bool = True):
+                 normalize_observations: bool = True, estimate_dim: int = 0):
         super().__init__()
         self.n = int(action_space.n)
         self.start = int(action_space.start)
         self.normalizer = ObsNormalizer(obs_dim, normalize_observations)
-        self.logits_net = mlp([obs_dim, *hidden, self.n], activation, out_gain=0.01)
+        self.logits_net = mlp([self._add_estimator(obs_dim, hidden, activation, estimate_dim), *hidden, self.n],
+                              activation, out_gain=0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return run_layers(self.logits_net, self.normalizer.forward(obs))
+        return run_layers(self.logits_net, self.net_inputs(self.normalizer.forward(obs)))
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
         return _gumbel_argmax(self.forward(obs))
 
     def frozen_sampler(self) -> FrozenSampler:
-        normalize, logits_of, start = self.normalizer.frozen(), frozen_layers(self.logits_net), self.start
+        normalize, logits_of, start = self.normalizer.frozen(), self.frozen_net(self.logits_net), self.start
 
         def sample_actions(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             actions = _gumbel_argmax(logits_of(torch.from_numpy(normalize(obs)))).numpy()

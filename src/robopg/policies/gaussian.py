@@ -12,7 +12,7 @@ from torch import nn
 
 from ..normalization import ObsNormalizer
 from .base import FrozenSampler, Policy
-from .networks import frozen_layers, linear_plan, mlp, plan_backward, plan_forward, run_layers, write_grad
+from .networks import linear_plan, mlp, plan_backward, plan_forward, run_layers, write_grad
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -26,18 +26,19 @@ class GaussianPolicy(Policy):
     """
 
     def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden: list[int], activation: str,
-                 init_log_std: float, normalize_observations: bool = True):
+                 init_log_std: float, normalize_observations: bool = True, estimate_dim: int = 0):
         super().__init__()
         act_dim = int(np.prod(action_space.shape))
         self.action_shape = action_space.shape
         self.normalizer = ObsNormalizer(obs_dim, normalize_observations)
-        self.mean_net = mlp([obs_dim, *hidden, act_dim], activation, out_gain=0.01)
+        self.mean_net = mlp([self._add_estimator(obs_dim, hidden, activation, estimate_dim), *hidden, act_dim],
+                            activation, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return run_layers(self.mean_net, self.normalizer.forward(obs))
+        return run_layers(self.mean_net, self.net_inputs(self.normalizer.forward(obs)))
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
         # By hand: building a torch.distributions.Normal per step costs ~1.8x the whole inference.
@@ -45,7 +46,7 @@ class GaussianPolicy(Policy):
         return mean + torch.randn_like(mean) * self.log_std.exp()
 
     def frozen_sampler(self) -> FrozenSampler:
-        normalize, mean_of = self.normalizer.frozen(), frozen_layers(self.mean_net)
+        normalize, mean_of = self.normalizer.frozen(), self.frozen_net(self.mean_net)
         std = self.log_std.detach().exp().numpy()  # a new array: frozen too
         low, high, shape = self.low.numpy(), self.high.numpy(), self.action_shape
 
@@ -80,7 +81,7 @@ class GaussianPolicy(Policy):
         ``tests/test_trust_region.py`` checks it against autograd on ``log_prob_entropy``.
         """
         plan = linear_plan(self.mean_net)
-        mean, inputs = plan_forward(plan, x)
+        mean, inputs = plan_forward(plan, self.net_inputs(x))
         inv_std = torch.exp(-self.log_std)
         z = (actions - mean) * inv_std
         log_prob = (-0.5 * z.pow(2) - self.log_std - 0.5 * _LOG_2PI).sum(-1)

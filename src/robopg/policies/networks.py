@@ -29,6 +29,18 @@ def mlp(sizes: list[int], activation: str, out_gain: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def as_buffers(net: nn.Sequential) -> nn.Sequential:
+    """``net`` with each Linear's weight and bias turned into buffers (the same names and values): saved in the
+    state dict and moved by ``.to()``, but not among ``parameters()``, so no update rule's optimiser sees them."""
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            for name in ("weight", "bias"):
+                value = getattr(layer, name).detach()
+                delattr(layer, name)
+                layer.register_buffer(name, value)
+    return net
+
+
 def run_layers(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``net(x)``, calling each layer's ``forward`` directly: ``nn.Module.__call__``'s hook machinery costs
     ~5 us a layer, a third of one sampling step's inference for these small networks (measured)."""

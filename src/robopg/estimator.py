@@ -1,0 +1,95 @@
+"""A physics estimator inside the policy (--policy-obs estimated): system identification trained beside the
+policy, as the concurrently trained estimators of legged-robot controllers are (Ji et al., 2022), on the
+privileged context robopg's randomiser already records.
+
+The policy's network reads ``[x, e(x)]``, where x is the normalised observation (with --obs-history, the last
+few observations and actions) and e(x) an estimate of the episode's log physics factors (the privileged
+critic's context). Training knows the true factors, so e is fit by regression on them after each policy
+update; a robot the policy is deployed on needs no factors at all, only x.
+
+e is held in the policy as *buffers*, not parameters: to every update rule it is a fixed part of the input,
+like the observation normaliser, and the policy gradient never moves it. The fit trains a twin network with
+parameters and copies its weights into the policy's buffers after the update, so an iteration samples and
+updates with the same e.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from .config import ESTIMATOR_EPOCHS, ESTIMATOR_LR
+from .errors import NonFiniteError
+from .optim import Adam
+from .sampler import Rollout
+
+MINIBATCHES = 8  # per pass over a batch, as the value function's default
+
+
+def as_parameters(net: nn.Sequential) -> nn.Sequential:
+    """The inverse of ``policies.networks.as_buffers``: each Linear's buffers as parameters again (copies)."""
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            for name in ("weight", "bias"):
+                value = getattr(layer, name).detach().clone()
+                delattr(layer, name)
+                layer.register_parameter(name, nn.Parameter(value))
+    return net
+
+
+class EstimatorFit:
+    """The twin of a policy's estimator, with its optimiser; ``fit(rollout)`` regresses it on the rollout's true
+    context and writes the result into the policy."""
+
+    def __init__(self, config, policy):
+        self.policy = policy
+        self.twin = as_parameters(copy.deepcopy(policy.estimator))
+        lr = ESTIMATOR_LR if config.estimator_lr is None else config.estimator_lr
+        self.epochs = ESTIMATOR_EPOCHS if config.estimator_epochs is None else config.estimator_epochs
+        self.optimizer = Adam(self.twin.parameters(), lr=lr)
+
+    def fit(self, rollout: Rollout, iteration: int) -> dict[str, float]:
+        """``epochs`` passes of minibatch regression of the context on the normalised observations of the
+        rollout's steps. Returns the squared error of the estimate the batch was sampled with, and its R^2 (the
+        share of the context's variance it explains, averaged over the context's numbers): measured on steps
+        the estimator had not been fit to."""
+        m = rollout.mask
+        with torch.no_grad():
+            x = self.policy.normalizer(torch.as_tensor(rollout.obs[m]))
+        target = torch.as_tensor(rollout.context[m], dtype=torch.float32)
+        n = x.shape[0]
+        size = max(1, n // MINIBATCHES)
+        with torch.no_grad():
+            error = (self.twin(x) - target).pow(2).mean(0)  # of the estimate this batch was sampled with
+        step_losses = []
+        for _ in range(self.epochs):
+            perm = torch.randperm(n)
+            x_epoch, target_epoch = x[perm], target[perm]
+            for start in range(0, n, size):
+                rows = slice(start, start + size)
+                loss = (self.twin(x_epoch[rows]) - target_epoch[rows]).pow(2).mean()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                step_losses.append(loss.detach())
+        if not (torch.isfinite(error).all() and torch.isfinite(torch.stack(step_losses)).all()):
+            raise NonFiniteError(f"non-finite physics estimator loss at iteration {iteration}")
+        self.policy.estimator.load_state_dict(self.twin.state_dict())
+        var = target.var(0, unbiased=False)
+        explained = 1.0 - error / var.clamp_min(1e-12)
+        return {"estimator_loss": float(error.mean()),
+                "estimator_r2": float(explained[var > 0].mean()) if (var > 0).any() else math.nan}
+
+    def state_dict(self) -> dict:
+        return {"twin": self.twin.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.twin.load_state_dict(state["twin"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def make_estimator_fit(config, policy) -> EstimatorFit | None:
+    return EstimatorFit(config, policy) if getattr(policy, "estimator", None) is not None else None
