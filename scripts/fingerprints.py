@@ -63,6 +63,10 @@ CASES: dict[str, list[str]] = {
                                      "mass=0.5:1.5,friction=0.5:1.5:log", "--obs-noise", "0.01", "--action-noise",
                                      "0.05", "--action-delay", "0:1", "--obs-history", "2", "--critic-obs",
                                      "privileged"],
+    # The physics estimator inside the policy (--policy-obs estimated), under PPO's hand-written gradient.
+    "hopper-estimated-ppo": ["Hopper-v5", "--algorithm", "ppo", "--env-backend", "native", "--num-envs", "4",
+                             "--steps", "4096", "--batch-size", "1024", "--randomize", "mass=0.5:1.5,friction=0.5:1.5",
+                             "--obs-history", "2", "--policy-obs", "estimated"],
 }
 VARIANCE_CASE = "variance-chain"
 TIMING_KEYS = {"seconds_per_estimate", "backward_seconds", "score_seconds", "wall_s", "elapsed_s"}
