@@ -28,7 +28,7 @@ ENV_BACKENDS = ("auto", "gymnasium", "native")
 ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
 POLICY_OBS = ("obs", "estimated")
-ESTIMATOR_LR, ESTIMATOR_EPOCHS = 1e-3, 5  # --estimator-lr and --estimator-epochs when not given
+PHYSICS_ESTIMATE_LR, PHYSICS_ESTIMATE_EPOCHS = 1e-3, 5  # --physics-estimate-lr / -epochs when not given
 # A privileged critic fit on exact per-episode factors learns to tell the batch's few episodes apart by them and
 # lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
 # gap on randomised Hopper and Walker2d (docs/robustness.md, "Noise on the privileged critic's context").
@@ -242,10 +242,12 @@ class Config:
                          "iteration by regression on the true factors, which only training knows; the policy "
                          "gradient never moves it). Use it with --obs-history, from which the factors can be "
                          "told. Needs --randomize with physics ranges (docs/robustness.md).", choices=POLICY_OBS)
-    estimator_lr: float = _f(None, f"With --policy-obs estimated: the physics estimator's learning rate (Adam; not "
-                             f"given: {ESTIMATOR_LR}).", check="optional_positive")
-    estimator_epochs: int = _f(None, f"With --policy-obs estimated: passes over each batch when the estimator is "
-                               f"fit (not given: {ESTIMATOR_EPOCHS}).", check="optional_positive_int")
+    physics_estimate_lr: float = _f(None, f"With --policy-obs estimated: the learning rate (Adam) of the network "
+                                    f"that estimates the physics (not given: {PHYSICS_ESTIMATE_LR}).",
+                                    check="optional_positive")
+    physics_estimate_epochs: int = _f(None, f"With --policy-obs estimated: passes over each batch when the physics "
+                                      f"estimate is fit (not given: {PHYSICS_ESTIMATE_EPOCHS}).",
+                                      check="optional_positive_int")
     critic_context_noise: float = _f(None, "Std of Gaussian noise added to a privileged value function's context "
                                      "inputs (log physics factors) while it is fit, drawn afresh each epoch; the "
                                      "values Psi is computed from stay noise-free. It keeps the critic from telling "
@@ -311,9 +313,9 @@ class Config:
         if self.policy_obs == "estimated" and not parse_randomize(self.randomize):
             raise _bad("policy_obs", "'estimated' gives the policy an estimate of the randomised physics factors: it "
                        "needs --randomize with physics ranges")
-        for name in ("estimator_lr", "estimator_epochs"):
+        for name in ("physics_estimate_lr", "physics_estimate_epochs"):
             if getattr(self, name) is not None and self.policy_obs != "estimated":
-                raise _bad(name, "sets the physics estimator's fit: it needs --policy-obs estimated")
+                raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")
         if self.critic_context_noise and self.critic_obs != "privileged":  # (0 is no noise: allowed anywhere)
             raise _bad("critic_context_noise", "blurs a privileged value function's context inputs: it needs "
                        "--critic-obs privileged")

@@ -237,13 +237,13 @@ def _core(policy, stochastic: bool):
             self.register_buffer("obs_inv_std", (1.0 / torch.sqrt(norm.var.detach() + 1e-8)).float())
             self.stochastic = stochastic
             # --policy-obs estimated: the physics estimate joins the network's input (Policy.net_inputs).
-            self.estimator = None if policy.estimator is None else copy.deepcopy(policy.estimator)
+            self.physics_estimate = None if policy.physics_estimate is None else copy.deepcopy(policy.physics_estimate)
 
         def features(self, obs: torch.Tensor) -> torch.Tensor:
             if self.normalize:
                 obs = ((obs - self.obs_mean) * self.obs_inv_std).clamp(-self.clip, self.clip)
-            if self.estimator is not None:
-                obs = torch.cat([obs, self.estimator(obs)], -1)
+            if self.physics_estimate is not None:
+                obs = torch.cat([obs, self.physics_estimate(obs)], -1)
             return self.net(obs)
 
     return Core

@@ -21,8 +21,8 @@ COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "retur
            "approx_kl", "clip_fraction", "epochs_run", "backtracks", "surrogate_improvement",
            # --randomize-focus's (empty without it): the worst and best cell's score, the worst cell's probability
            "focus_score_min", "focus_score_max", "focus_p_max",
-           # --policy-obs estimated's (empty without it): the physics estimator's loss before its fit, R^2 after
-           "estimator_loss", "estimator_r2"]
+           # --policy-obs estimated's (empty without it): the physics estimate's error and R^2 on the batch it sampled
+           "physics_estimate_loss", "physics_estimate_r2"]
 INTEGER_COLUMNS = {"iteration", "env_steps", "episodes", "worker_restarts", "env_errors", "epochs_run", "backtracks"}
 WALL_COLUMNS = ("wall_s", "steps_per_s", "sync_ms")  # differ between identical runs; everything else must not
 

@@ -24,9 +24,9 @@ from .algorithms import make_algorithm
 from .config import Config
 from .envs import make_vector_env
 from .errors import CheckpointError, EnvFailure, NonFiniteError, StorageError, TrainingInterrupted
-from .estimator import make_estimator_fit
 from .focus import make_focus
 from .metrics import MetricsLog, Progress
+from .physics_estimate import make_physics_fit
 from .policies import make_policy
 from .randomization import make_randomizer
 from .sampler import Rollout, Sampler
@@ -77,7 +77,7 @@ class Trainer:
                                    max_env_errors=c.max_env_errors,
                                    randomizer=randomizer)
         self.focus = make_focus(c)  # --randomize-focus: the cells' scores live here, never in a worker
-        self.estimator_fit = make_estimator_fit(c, self.policy)  # --policy-obs estimated
+        self.physics_fit = make_physics_fit(c, self.policy)  # --policy-obs estimated
         self.iteration = 0
         self.env_steps = 0
         self.best_return = -math.inf
@@ -140,8 +140,8 @@ class Trainer:
         if self.focus is not None:
             self.focus.update(rollout.episode_factors, rollout.episode_returns)
         stats = self.algorithm.update(rollout, self.iteration + 1, self.env_steps / self.config.steps)
-        if self.estimator_fit is not None:  # after the update: the batch is sampled and learned from with one e
-            stats.update(self.estimator_fit.fit(rollout, self.iteration + 1))
+        if self.physics_fit is not None:  # after the update: the batch is sampled and learned from with one e
+            stats.update(self.physics_fit.fit(rollout, self.iteration + 1))
         self._check_finite()
         self.iteration += 1
         self.env_steps += rollout.num_steps
@@ -238,8 +238,8 @@ class Trainer:
         }
         if self.focus is not None:
             payload["focus"] = self.focus.state_dict()
-        if self.estimator_fit is not None:
-            payload["estimator_fit"] = self.estimator_fit.state_dict()
+        if self.physics_fit is not None:
+            payload["physics_fit"] = self.physics_fit.state_dict()
         checkpoint.save(self.run_dir / "checkpoints" / "latest.pt", payload)
 
     def load_checkpoint(self, data: dict) -> None:
@@ -249,8 +249,8 @@ class Trainer:
             self.sampler.load_state_dict(pickle.loads(data["sampler"]))
             if self.focus is not None:
                 self.focus.load_state_dict(data["focus"])
-            if self.estimator_fit is not None:
-                self.estimator_fit.load_state_dict(data["estimator_fit"])
+            if self.physics_fit is not None:
+                self.physics_fit.load_state_dict(data["physics_fit"])
             torch.set_rng_state(data["torch_rng"])
             random.setstate(pickle.loads(data["python_rng"]))
             np.random.set_state(pickle.loads(data["numpy_rng"]))

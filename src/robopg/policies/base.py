@@ -20,32 +20,32 @@ class Policy(nn.Module):
     of one batch, on a frozen copy), ``log_prob_entropy`` (for the loss), ``act`` (numpy in, numpy out)."""
 
     normalizer: ObsNormalizer
-    estimator: nn.Sequential | None  # --policy-obs estimated: the physics estimate (robopg.estimator)
+    physics_estimate: nn.Sequential | None  # --policy-obs estimated: the physics estimate (robopg.physics_estimate)
 
     def __init__(self):
         super().__init__()
-        self.estimator = None
+        self.physics_estimate = None
 
-    def _add_estimator(self, obs_dim: int, hidden: list[int], activation: str, estimate_dim: int) -> int:
-        """Give the policy an estimator of ``estimate_dim`` numbers (none if 0); returns the width of the
+    def _add_physics_estimate(self, obs_dim: int, hidden: list[int], activation: str, estimate_dim: int) -> int:
+        """Give the policy a physics estimate of ``estimate_dim`` numbers (none if 0); returns the width of the
         network input that follows it. Its weights are buffers (``as_buffers``); its outputs start near 0, the
         nominal robot's log factors."""
         if estimate_dim:
-            self.estimator = as_buffers(mlp([obs_dim, *hidden, estimate_dim], activation, out_gain=0.01))
+            self.physics_estimate = as_buffers(mlp([obs_dim, *hidden, estimate_dim], activation, out_gain=0.01))
         return obs_dim + estimate_dim
 
     def net_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The network's input for normalised observations ``x``: ``x``, then the physics estimate if any."""
-        if self.estimator is None:
+        if self.physics_estimate is None:
             return x
-        return torch.cat([x, run_layers(self.estimator, x)], -1)
+        return torch.cat([x, run_layers(self.physics_estimate, x)], -1)
 
     def frozen_net(self, net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
         """``net`` after ``net_inputs``, frozen (``frozen_layers``) for normalised observations."""
         head = frozen_layers(net)
-        if self.estimator is None:
+        if self.physics_estimate is None:
             return head
-        estimate = frozen_layers(self.estimator)
+        estimate = frozen_layers(self.physics_estimate)
         return lambda x: head(torch.cat([x, estimate(x)], -1))
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ class CategoricalPolicy(Policy):
         self.n = int(action_space.n)
         self.start = int(action_space.start)
         self.normalizer = ObsNormalizer(obs_dim, normalize_observations)
-        self.logits_net = mlp([self._add_estimator(obs_dim, hidden, activation, estimate_dim), *hidden, self.n],
+        self.logits_net = mlp([self._add_physics_estimate(obs_dim, hidden, activation, estimate_dim), *hidden, self.n],
                               activation, out_gain=0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

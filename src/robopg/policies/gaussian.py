@@ -31,7 +31,7 @@ class GaussianPolicy(Policy):
         act_dim = int(np.prod(action_space.shape))
         self.action_shape = action_space.shape
         self.normalizer = ObsNormalizer(obs_dim, normalize_observations)
-        self.mean_net = mlp([self._add_estimator(obs_dim, hidden, activation, estimate_dim), *hidden, act_dim],
+        self.mean_net = mlp([self._add_physics_estimate(obs_dim, hidden, activation, estimate_dim), *hidden, act_dim],
                             activation, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))

@@ -1,4 +1,4 @@
-"""A physics estimator inside the policy (--policy-obs estimated): system identification trained beside the
+"""A physics estimate inside the policy (--policy-obs estimated): system identification trained beside the
 policy, as the concurrently trained estimators of legged-robot controllers are (Ji et al., 2022), on the
 privileged context robopg's randomiser already records.
 
@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from .config import ESTIMATOR_EPOCHS, ESTIMATOR_LR
+from .config import PHYSICS_ESTIMATE_EPOCHS, PHYSICS_ESTIMATE_LR
 from .errors import NonFiniteError
 from .optim import Adam
 from .sampler import Rollout
@@ -40,22 +40,23 @@ def as_parameters(net: nn.Sequential) -> nn.Sequential:
     return net
 
 
-class EstimatorFit:
-    """The twin of a policy's estimator, with its optimiser; ``fit(rollout)`` regresses it on the rollout's true
-    context and writes the result into the policy."""
+class PhysicsEstimateFit:
+    """The twin of a policy's physics-estimate network, with its optimiser; ``fit(rollout)`` regresses it on the
+    rollout's true context and writes the result into the policy."""
 
     def __init__(self, config, policy):
         self.policy = policy
-        self.twin = as_parameters(copy.deepcopy(policy.estimator))
-        lr = ESTIMATOR_LR if config.estimator_lr is None else config.estimator_lr
-        self.epochs = ESTIMATOR_EPOCHS if config.estimator_epochs is None else config.estimator_epochs
+        self.twin = as_parameters(copy.deepcopy(policy.physics_estimate))
+        c = config
+        lr = PHYSICS_ESTIMATE_LR if c.physics_estimate_lr is None else c.physics_estimate_lr
+        self.epochs = PHYSICS_ESTIMATE_EPOCHS if c.physics_estimate_epochs is None else c.physics_estimate_epochs
         self.optimizer = Adam(self.twin.parameters(), lr=lr)
 
     def fit(self, rollout: Rollout, iteration: int) -> dict[str, float]:
         """``epochs`` passes of minibatch regression of the context on the normalised observations of the
         rollout's steps. Returns the squared error of the estimate the batch was sampled with, and its R^2 (the
         share of the context's variance it explains, averaged over the context's numbers): measured on steps
-        the estimator had not been fit to."""
+        the network had not been fit to."""
         m = rollout.mask
         with torch.no_grad():
             x = self.policy.normalizer(torch.as_tensor(rollout.obs[m]))
@@ -76,12 +77,12 @@ class EstimatorFit:
                 self.optimizer.step()
                 step_losses.append(loss.detach())
         if not (torch.isfinite(error).all() and torch.isfinite(torch.stack(step_losses)).all()):
-            raise NonFiniteError(f"non-finite physics estimator loss at iteration {iteration}")
-        self.policy.estimator.load_state_dict(self.twin.state_dict())
+            raise NonFiniteError(f"non-finite physics estimate loss at iteration {iteration}")
+        self.policy.physics_estimate.load_state_dict(self.twin.state_dict())
         var = target.var(0, unbiased=False)
         explained = 1.0 - error / var.clamp_min(1e-12)
-        return {"estimator_loss": float(error.mean()),
-                "estimator_r2": float(explained[var > 0].mean()) if (var > 0).any() else math.nan}
+        return {"physics_estimate_loss": float(error.mean()),
+                "physics_estimate_r2": float(explained[var > 0].mean()) if (var > 0).any() else math.nan}
 
     def state_dict(self) -> dict:
         return {"twin": self.twin.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -91,5 +92,5 @@ class EstimatorFit:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def make_estimator_fit(config, policy) -> EstimatorFit | None:
-    return EstimatorFit(config, policy) if getattr(policy, "estimator", None) is not None else None
+def make_physics_fit(config, policy) -> PhysicsEstimateFit | None:
+    return PhysicsEstimateFit(config, policy) if getattr(policy, "physics_estimate", None) is not None else None

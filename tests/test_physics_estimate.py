@@ -1,4 +1,4 @@
-"""The physics estimator inside the policy (robopg.estimator, --policy-obs estimated): no update rule moves it
+"""The physics estimate inside the policy (robopg.physics_estimate, --policy-obs estimated): no update rule moves it
 and its fit moves nothing else; its fit learns a context that the observations determine; the fast sampling
 path, the hand-written PPO gradient and the ONNX graph all read it; a run resumes to the same numbers (on Ray
 workers too), and bad input exits 2 naming the option."""
@@ -14,7 +14,7 @@ import torch
 import robopg
 from robopg import make_config
 from robopg.config import ConfigError
-from robopg.estimator import EstimatorFit
+from robopg.physics_estimate import PhysicsEstimateFit
 from robopg.policies import GaussianPolicy, make_policy
 from robopg.trainer import Trainer, TrainingInterrupted
 
@@ -30,22 +30,22 @@ def _policy(estimate_dim=2, obs_dim=6):
     policy = GaussianPolicy(obs_dim, BOX, [16, 16], "tanh", init_log_std=-0.3, estimate_dim=estimate_dim)
     policy.normalizer.update(np.random.default_rng(0).normal(1.0, 2.0, (500, obs_dim)))
     with torch.no_grad():  # an estimate far from 0, so that a path that skipped it would show
-        policy.estimator[-1].bias.copy_(torch.tensor([0.7, -0.4]))
+        policy.physics_estimate[-1].bias.copy_(torch.tensor([0.7, -0.4]))
     return policy
 
 
-def test_the_estimator_is_a_buffer_of_the_policy_not_a_parameter():
+def test_the_physics_estimate_is_a_buffer_of_the_policy_not_a_parameter():
     policy = _policy()
     names = dict(policy.named_parameters())
-    assert not any(n.startswith("estimator") for n in names)
-    assert {"estimator.0.weight", "estimator.0.bias", "estimator.4.weight"} <= set(policy.state_dict())
+    assert not any(n.startswith("physics_estimate") for n in names)
+    assert {f"physics_estimate.{i}.{k}" for i in (0, 4) for k in ("weight", "bias")} <= set(policy.state_dict())
     assert policy.mean_net[0].in_features == 6 + 2  # the observation, then the estimate
     x = torch.randn(5, 6)
-    np.testing.assert_allclose(policy.net_inputs(x)[:, 6:].detach(), policy.estimator(x).detach())
+    np.testing.assert_allclose(policy.net_inputs(x)[:, 6:].detach(), policy.physics_estimate(x).detach())
     assert make_policy(make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated"),
-                       gym.spaces.Box(-np.inf, np.inf, (11,)), BOX).estimator[-1].out_features == 2
+                       gym.spaces.Box(-np.inf, np.inf, (11,)), BOX).physics_estimate[-1].out_features == 2
     assert make_policy(make_config("Hopper-v5", randomize=SPEC), gym.spaces.Box(-np.inf, np.inf, (11,)),
-                       BOX).estimator is None
+                       BOX).physics_estimate is None
 
 
 def test_frozen_sampler_reads_the_estimate_as_sample_does():
@@ -59,7 +59,7 @@ def test_frozen_sampler_reads_the_estimate_as_sample_does():
         reference = policy.sample(torch.as_tensor(obs)).numpy()
     assert np.array_equal(fast, reference)  # to the bit
     with torch.no_grad():
-        policy.estimator[-1].bias.zero_()
+        policy.physics_estimate[-1].bias.zero_()
     torch.manual_seed(7)
     assert not np.array_equal(policy.frozen_sampler()(obs)[0], fast)  # the estimate was read
 
@@ -81,8 +81,8 @@ def test_fit_learns_a_context_the_observations_determine():
     """A context that is a fixed nonlinear function of the observation: after some fits on fresh batches the
     estimate the next batch is sampled with explains nearly all of its variance."""
     policy = _policy()
-    config = make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated", estimator_lr=3e-3)
-    fit = EstimatorFit(config, policy)
+    config = make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated", physics_estimate_lr=3e-3)
+    fit = PhysicsEstimateFit(config, policy)
     rng = np.random.default_rng(2)
     mixing = rng.normal(size=(6, 2)) / 3
 
@@ -92,11 +92,12 @@ def test_fit_learns_a_context_the_observations_determine():
         return type("R", (), dict(obs=obs, context=context, mask=np.ones((64, 16), bool)))
 
     first = fit.fit(batch(), 1)
-    assert first["estimator_r2"] < 0.2                        # the untrained estimate is near 0 everywhere
+    assert first["physics_estimate_r2"] < 0.2                        # the untrained estimate is near 0 everywhere
     for i in range(30):
         stats = fit.fit(batch(), i + 2)
-    assert stats["estimator_r2"] > 0.95 and stats["estimator_loss"] < 0.05 * first["estimator_loss"]
-    for name, buf in policy.estimator.state_dict().items():  # the policy samples with the fit's weights
+    assert stats["physics_estimate_r2"] > 0.95
+    assert stats["physics_estimate_loss"] < 0.05 * first["physics_estimate_loss"]
+    for name, buf in policy.physics_estimate.state_dict().items():  # the policy samples with the fit's weights
         assert torch.equal(buf, fit.twin.state_dict()[name])
 
 
@@ -106,15 +107,16 @@ def test_the_update_never_moves_the_estimate_and_the_fit_moves_nothing_else(tmp_
     try:
         policy = trainer.policy
         rollout = trainer.sampler.collect()
-        estimate, params = copy.deepcopy(policy.estimator.state_dict()), copy.deepcopy(dict(policy.named_parameters()))
+        estimate = copy.deepcopy(policy.physics_estimate.state_dict())
+        params = copy.deepcopy(dict(policy.named_parameters()))
         trainer.algorithm.update(rollout, 1, 0.0)
-        assert all(torch.equal(v, estimate[k]) for k, v in policy.estimator.state_dict().items())
+        assert all(torch.equal(v, estimate[k]) for k, v in policy.physics_estimate.state_dict().items())
         assert any(not torch.equal(p, params[k]) for k, p in policy.named_parameters())
         moved = copy.deepcopy(dict(policy.named_parameters()))
-        stats = trainer.estimator_fit.fit(rollout, 1)
+        stats = trainer.physics_fit.fit(rollout, 1)
         assert all(torch.equal(p, moved[k]) for k, p in policy.named_parameters())
-        assert any(not torch.equal(v, estimate[k]) for k, v in policy.estimator.state_dict().items())
-        assert math.isfinite(stats["estimator_loss"]) and math.isfinite(stats["estimator_r2"])
+        assert any(not torch.equal(v, estimate[k]) for k, v in policy.physics_estimate.state_dict().items())
+        assert math.isfinite(stats["physics_estimate_loss"]) and math.isfinite(stats["physics_estimate_r2"])
     finally:
         trainer.close()
 
@@ -125,18 +127,18 @@ def test_estimated_run_resumes_to_the_same_numbers_and_its_policy_needs_no_conte
               steps=2800, batch_size=400, checkpoint_every=100, algorithm=algorithm)
     full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full")
     rows = _numbers(full.run_dir)
-    assert all(math.isfinite(r["estimator_loss"]) and r["estimator_r2"] <= 1.0 for r in rows)
+    assert all(math.isfinite(r["physics_estimate_loss"]) and r["physics_estimate_r2"] <= 1.0 for r in rows)
     with pytest.raises(TrainingInterrupted):
         robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(3)])
     _same(rows, _numbers(robopg.resume(tmp_path / "cut").run_dir))
     plain = robopg.train(tiny("Hopper-v5", **{**kw, "policy_obs": "obs"}), tmp_path / "plain")
-    assert all(math.isnan(r["estimator_loss"]) for r in _numbers(plain.run_dir))
+    assert all(math.isnan(r["physics_estimate_loss"]) for r in _numbers(plain.run_dir))
     # Deployed, the policy reads the observation (with its history) alone: evaluation and the grid need no
     # factors, and the grid's nominal cell is robopg.evaluate's return.
     from robopg.robustness import evaluate_cells
 
     policy = robopg.load(full.run_dir)
-    assert policy.estimator is not None and robopg.api.load_config(full.run_dir).policy_obs == "estimated"
+    assert policy.physics_estimate is not None and robopg.api.load_config(full.run_dir).policy_obs == "estimated"
     nominal, light = evaluate_cells(policy, "Hopper-v5", [{}, {"body_mass": 0.5}], episodes=2)
     assert nominal["mean_return"] == pytest.approx(robopg.evaluate(policy, "Hopper-v5", episodes=2)["mean_return"])
     assert light["mean_return"] != nominal["mean_return"]
@@ -156,7 +158,7 @@ def test_onnx_graph_reads_the_estimate(tmp_path, capsys):
     np.testing.assert_allclose(sess.run(["action"], {"obs": obs})[0], policy.act(obs), atol=1e-5, rtol=0)
     without = copy.deepcopy(policy)
     with torch.no_grad():
-        without.estimator[-1].bias.add_(1.0)
+        without.physics_estimate[-1].bias.add_(1.0)
     assert np.abs(without.act(obs) - policy.act(obs)).max() > 1e-3  # the estimate matters to the actions
 
 
@@ -167,17 +169,20 @@ def test_estimated_policy_on_two_ray_workers_reproduces(tmp_path):
     a = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "a")
     b = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "b")
     _same(_numbers(a.run_dir), _numbers(b.run_dir))
-    assert all(math.isfinite(r["estimator_r2"]) for r in _numbers(a.run_dir))
+    assert all(math.isfinite(r["physics_estimate_r2"]) for r in _numbers(a.run_dir))
 
 
 def test_checks():
-    make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated", estimator_lr=1e-4, estimator_epochs=2).validate()
+    make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated", physics_estimate_lr=1e-4,
+                physics_estimate_epochs=2).validate()
     for kw, option in ((dict(policy_obs="estimated"), "--policy-obs"),
                        (dict(policy_obs="estimated", obs_noise=0.1), "--policy-obs"),
                        (dict(policy_obs="privileged", randomize=SPEC), "--policy-obs"),
-                       (dict(randomize=SPEC, estimator_lr=1e-3), "--estimator-lr"),
-                       (dict(randomize=SPEC, policy_obs="estimated", estimator_lr=0.0), "--estimator-lr"),
-                       (dict(randomize=SPEC, policy_obs="estimated", estimator_epochs=0), "--estimator-epochs")):
+                       (dict(randomize=SPEC, physics_estimate_lr=1e-3), "--physics-estimate-lr"),
+                       (dict(randomize=SPEC, policy_obs="estimated", physics_estimate_lr=0.0),
+                        "--physics-estimate-lr"),
+                       (dict(randomize=SPEC, policy_obs="estimated", physics_estimate_epochs=0),
+                        "--physics-estimate-epochs")):
         with pytest.raises(ConfigError, match=option):
             make_config("Hopper-v5", **kw).validate()
 
@@ -185,7 +190,7 @@ def test_checks():
 @pytest.mark.parametrize("args,option", [
     (["--policy-obs", "estimated"], "--policy-obs"),
     (["--policy-obs", "estimated", "--obs-noise", "0.1"], "--policy-obs"),
-    (["--randomize", SPEC, "--estimator-epochs", "3"], "--estimator-epochs"),
+    (["--randomize", SPEC, "--physics-estimate-epochs", "3"], "--physics-estimate-epochs"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")
