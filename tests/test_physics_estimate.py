@@ -101,6 +101,20 @@ def test_fit_learns_a_context_the_observations_determine():
         assert torch.equal(buf, fit.twin.state_dict()[name])
 
 
+def test_a_non_finite_fit_is_an_error_and_the_policy_keeps_its_estimate():
+    from robopg.errors import NonFiniteError
+
+    policy = _policy()
+    fit = PhysicsEstimateFit(make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated"), policy)
+    before = copy.deepcopy(policy.physics_estimate.state_dict())
+    context = np.zeros((8, 4, 2), np.float32)
+    context[3, 1, 0] = np.nan  # a robot whose factor could not be read
+    rollout = type("R", (), dict(obs=np.ones((8, 4, 6), np.float32), context=context, mask=np.ones((8, 4), bool)))
+    with pytest.raises(NonFiniteError, match="iteration 7"):
+        fit.fit(rollout, 7)
+    assert all(torch.equal(v, before[k]) for k, v in policy.physics_estimate.state_dict().items())
+
+
 def test_the_update_never_moves_the_estimate_and_the_fit_moves_nothing_else(tmp_path):
     trainer = Trainer(tiny("Hopper-v5", randomize=SPEC, policy_obs="estimated", obs_history=2, estimator="gae",
                            baseline="value", steps=2048, batch_size=256), tmp_path / "r")

@@ -76,7 +76,8 @@ class PhysicsEstimateFit:
                 loss.backward()
                 self.optimizer.step()
                 step_losses.append(loss.detach())
-        if not (torch.isfinite(error).all() and torch.isfinite(torch.stack(step_losses)).all()):
+        finite = torch.isfinite(error).all() and torch.isfinite(torch.stack(step_losses)).all()
+        if not (finite and all(torch.isfinite(q).all() for q in self.twin.parameters())):  # before the policy reads it
             raise NonFiniteError(f"non-finite physics estimate loss at iteration {iteration}")
         self.policy.physics_estimate.load_state_dict(self.twin.state_dict())
         var = target.var(0, unbiased=False)
