@@ -19,25 +19,14 @@ import copy
 import math
 
 import torch
-from torch import nn
 
 from .config import PHYSICS_ESTIMATE_EPOCHS, PHYSICS_ESTIMATE_LR
 from .errors import NonFiniteError
 from .optim import Adam
+from .policies.networks import as_parameters
 from .sampler import Rollout
 
 MINIBATCHES = 8  # per pass over a batch, as the value function's default
-
-
-def as_parameters(net: nn.Sequential) -> nn.Sequential:
-    """The inverse of ``policies.networks.as_buffers``: each Linear's buffers as parameters again (copies)."""
-    for layer in net:
-        if isinstance(layer, nn.Linear):
-            for name in ("weight", "bias"):
-                value = getattr(layer, name).detach().clone()
-                delattr(layer, name)
-                layer.register_parameter(name, nn.Parameter(value))
-    return net
 
 
 class PhysicsEstimateFit:

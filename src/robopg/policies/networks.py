@@ -32,12 +32,21 @@ def mlp(sizes: list[int], activation: str, out_gain: float) -> nn.Sequential:
 def as_buffers(net: nn.Sequential) -> nn.Sequential:
     """``net`` with each Linear's weight and bias turned into buffers (the same names and values): saved in the
     state dict and moved by ``.to()``, but not among ``parameters()``, so no update rule's optimiser sees them."""
+    return _swap_tensors(net, lambda layer, name, value: layer.register_buffer(name, value))
+
+
+def as_parameters(net: nn.Sequential) -> nn.Sequential:
+    """The inverse of ``as_buffers``: each Linear's weight and bias as parameters again (copies)."""
+    return _swap_tensors(net, lambda layer, name, value: layer.register_parameter(name, nn.Parameter(value.clone())))
+
+
+def _swap_tensors(net: nn.Sequential, register) -> nn.Sequential:
     for layer in net:
         if isinstance(layer, nn.Linear):
             for name in ("weight", "bias"):
                 value = getattr(layer, name).detach()
                 delattr(layer, name)
-                layer.register_buffer(name, value)
+                register(layer, name, value)
     return net
 
 
