@@ -141,11 +141,14 @@ def load(path: str | Path, which: str = "latest") -> Policy:
 
 def trained_env_options(policy: Policy, env_id: str) -> dict:
     """The env kwargs, flattening and observation history ``policy`` was trained with, when it was loaded with
-    ``load`` and ``env_id`` is its env's (else the env's defaults)."""
+    ``load`` and ``env_id`` is its env's (else the env's defaults); and the physics a --policy-obs privileged
+    policy reads (``make_vector_env``'s ``physics_context``)."""
+    from .randomization import policy_context
+
     own = getattr(policy, "config", None)
     own = own if own is not None and own.env_id == env_id else Config(env_id=env_id)
     return {"env_kwargs": own.env_kwargs, "flatten_observations": own.flatten_observations,
-            "obs_history": own.obs_history}
+            "obs_history": own.obs_history, "physics_context": policy_context(own)}
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000,
@@ -162,7 +165,8 @@ def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000
     venv = make_vector_env(env_id, n, backend=backend,
                            env_kwargs=own["env_kwargs"] if env_kwargs is None else env_kwargs,
                            flatten_observations=own["flatten_observations"] if flatten_observations is None
-                           else flatten_observations, obs_history=own["obs_history"])
+                           else flatten_observations, obs_history=own["obs_history"],
+                           physics_context=own["physics_context"])
     try:
         # Each env contributes its episodes in order until the total is reached, so the set of episodes
         # (and the result) does not depend on which env finishes first.

@@ -27,7 +27,7 @@ VECTORIZATION = ("sync", "async")
 ENV_BACKENDS = ("auto", "gymnasium", "native")
 ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
-POLICY_OBS = ("obs", "estimated")
+POLICY_OBS = ("obs", "estimated", "privileged")
 PHYSICS_ESTIMATE_LR, PHYSICS_ESTIMATE_EPOCHS = 1e-3, 5  # --physics-estimate-lr / -epochs when not given
 # A privileged critic fit on exact per-episode factors learns to tell the batch's few episodes apart by them and
 # lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
@@ -241,7 +241,10 @@ class Config:
                          "its episode's randomised physics factors, made from the observation by a network fit each "
                          "iteration by regression on the true factors, which only training knows; the policy "
                          "gradient never moves it). Use it with --obs-history, from which the factors can be "
-                         "told. Needs --randomize with physics ranges (docs/robustness.md).", choices=POLICY_OBS)
+                         "told; or 'privileged' (the observation and the true log physics factors: a teacher, "
+                         "which a robot cannot be given outside simulation; --distill-from turns it into a policy "
+                         "that estimates them). Needs --randomize with physics ranges (docs/robustness.md).",
+                         choices=POLICY_OBS)
     physics_estimate_lr: float = _f(None, f"With --policy-obs estimated: the learning rate (Adam) of the network "
                                     f"that estimates the physics (not given: {PHYSICS_ESTIMATE_LR}).",
                                     check="optional_positive")
@@ -310,9 +313,12 @@ class Config:
         if self.randomize_focus and self.randomize_bins ** len(parse_randomize(self.randomize)) > MAX_FOCUS_CELLS:
             raise _bad("randomize_bins", f"{self.randomize_bins} per parameter makes more than {MAX_FOCUS_CELLS:,} "
                        "cells, too many to score: use fewer bins")
-        if self.policy_obs == "estimated" and not parse_randomize(self.randomize):
-            raise _bad("policy_obs", "'estimated' gives the policy an estimate of the randomised physics factors: it "
-                       "needs --randomize with physics ranges")
+        if self.policy_obs != "obs" and not parse_randomize(self.randomize):
+            raise _bad("policy_obs", f"'{self.policy_obs}' gives the policy the randomised physics factors (or an "
+                       "estimate of them): it needs --randomize with physics ranges")
+        if self.policy_obs == "privileged" and len(set(parse_delay(self.action_delay))) > 1:
+            raise _bad("policy_obs", "'privileged' gives the policy the physics factors, not a drawn action delay: "
+                       "use a fixed --action-delay")
         for name in ("physics_estimate_lr", "physics_estimate_epochs"):
             if getattr(self, name) is not None and self.policy_obs != "estimated":
                 raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")

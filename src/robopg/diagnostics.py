@@ -130,15 +130,23 @@ class PolicyProblem:
         self.true_gradient = None
         self.layers = [(n, p.numel()) for n, p in policy.named_parameters()]
         kw = trained_env_options(policy, env_id)  # a trained policy's env kwargs and flattening, if it has them
-        self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend, kw["env_kwargs"]),
-                                    **kw)
         # --randomize: physics factors drawn per episode, as in training; a second, privileged value function
         # sees them (fit on the same batches as the plain one, so the two baselines differ only in that input).
         randomizer = Randomizer(randomize, 0.0, 0.0, "0", num_envs, seed) if randomize else None
+        # A --policy-obs privileged policy reads the true factors: from the draws, as in training, when this
+        # randomises them; else from the env (the nominal robot).
+        context_obs = bool(kw["physics_context"]) and randomizer is not None
+        if context_obs:
+            if tuple(randomizer.names) != kw.pop("physics_context"):
+                raise ConfigError(f"--randomize: the policy reads the factors of {policy.config.randomize!r}: "
+                                  "randomise those parameters, in that order")
+        self.venv = make_vector_env(env_id, num_envs, backend=resolve_backend(env_id, backend, kw["env_kwargs"]),
+                                    **kw)
         if randomizer is not None:
             randomizer.check_env(self.venv)
             self.name += f", randomised {randomize}"
-        self.sampler = Sampler(self.venv, policy, batch_size, "episodes", seed, randomizer=randomizer)
+        self.sampler = Sampler(self.venv, policy, batch_size, "episodes", seed, randomizer=randomizer,
+                               context_obs=context_obs)
         self.value = self.priv = None
         self.value_note = "none (value_batches=0)"
         if value_batches > 0:

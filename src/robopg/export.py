@@ -110,6 +110,9 @@ def export(run: str | Path, format: str, which: str = "latest", stochastic: bool
     policy = load(run, which=which)  # CheckpointError (one line) for a missing, corrupt or mismatched file
     meta = checkpoint.load(ckpt_path)
     config = policy.config
+    if config.policy_obs == "privileged":
+        raise ConfigError(f"{run}: the policy reads the true physics factors (--policy-obs privileged), which a "
+                          f"deployed robot cannot give it: distil it first (robopg train --distill-from {run})")
     graph = _graph(policy, stochastic)
     info = _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which, __version__)
     obs, noise = _check_inputs(policy, graph, np.random.default_rng(0))

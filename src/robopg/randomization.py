@@ -217,6 +217,18 @@ def estimate_dim(config) -> int:
     return 0 if getattr(config, "policy_obs", "obs") == "obs" else context_dim(config)
 
 
+def policy_context_dim(config) -> int:
+    """Numbers a --policy-obs privileged policy reads after its observation: the log of each randomised physics
+    factor (0 for any other policy)."""
+    return len(parse_randomize(config.randomize)) if getattr(config, "policy_obs", "obs") == "privileged" else 0
+
+
+def policy_context(config) -> tuple[str, ...]:
+    """The physics parameters whose log factors a --policy-obs privileged policy reads, in order (none for any
+    other policy): what its evaluation envs append (``robopg.envs.context``)."""
+    return tuple(parse_randomize(config.randomize)) if policy_context_dim(config) else ()
+
+
 def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, venv=None) -> Randomizer | None:
     """The config's randomiser (checked against ``venv`` if given), or None when it samples the nominal robot
     (nothing then changes, to the bit)."""

@@ -46,7 +46,8 @@ class RolloutWorker:
         self.sampler = Sampler(self.venv, self.policy, batch_size, c.resolved_batch_mode(), 0, c.env_id,
                                first_env_index=index * c.envs_per_worker, max_env_errors=c.max_env_errors,
                                randomizer=make_randomizer(c, c.envs_per_worker, 0, index * c.envs_per_worker,
-                                                          venv=self.venv))
+                                                          venv=self.venv),
+                               context_obs=c.policy_obs == "privileged")
         self.incarnation = -1
         self._reseed(incarnation)
 

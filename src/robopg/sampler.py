@@ -87,7 +87,7 @@ class Sampler:
 
     def __init__(self, venv: gym.vector.VectorEnv, policy, batch_size: int, mode: str, seed: int,
                  env_id: str = "", first_env_index: int = 0, max_env_errors: int | None = None,
-                 randomizer=None):
+                 randomizer=None, context_obs: bool = False):
         self.venv = venv
         # For messages about a faulty env: its id, and the index of this sampler's first env in the run (a Ray
         # worker samples envs first_env_index, first_env_index + 1, ...).
@@ -103,7 +103,12 @@ class Sampler:
         self.num_envs = venv.num_envs
         space = venv.single_action_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
-        obs_dim = int(venv.single_observation_space.shape[0])
+        # context_obs (--policy-obs privileged): each observation ends with the randomiser's context of its
+        # episode, the log physics factors the policy reads.
+        self.context_obs = bool(context_obs)
+        if self.context_obs and not (randomizer is not None and randomizer.names):
+            raise ValueError("context_obs needs a randomiser with physics ranges")
+        obs_dim = int(venv.single_observation_space.shape[0]) + (randomizer.context_dim if self.context_obs else 0)
         act_shape = () if self.discrete else (int(np.prod(space.shape)),)
         self.steps_per_env = math.ceil(batch_size / self.num_envs)
         self._buf = _Buffers(self.steps_per_env + 1, self.num_envs, obs_dim, act_shape,
@@ -126,7 +131,7 @@ class Sampler:
         self._obs = np.asarray(obs, dtype=np.float32)
         if self.randomizer is not None:
             self.randomizer.start(self.venv, np.arange(self.num_envs))
-            self._obs = self.randomizer.observe(self._obs)
+            self._obs = self._with_context(self.randomizer.observe(self._obs))
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
 
@@ -168,7 +173,7 @@ class Sampler:
                 timers["env_step"] += clock() - t1
             next_obs = np.asarray(next_obs, dtype=np.float32)
             if rand is not None:
-                next_obs = rand.observe(next_obs)
+                next_obs = self._with_context(rand.observe(next_obs))  # ended episodes' rows: fixed below
             b.rewards[t] = reward
             b.terminated[t] = terminated
             b.truncated[t] = truncated
@@ -183,6 +188,8 @@ class Sampler:
                     self._check_finite(i, reward[i], next_obs[i], "observation")
             if ended.any():  # most steps end no episode: nothing below runs on them
                 self._end_episodes(t, ended, info, batch)
+                if self.context_obs:  # the next episodes' first observations: the robots start() just drew
+                    next_obs[ended, -rand.context_dim:] = rand.context()[ended]
             self._obs = next_obs
             t += 1
             if self.mode == "steps" and t == self.steps_per_env:
@@ -209,7 +216,10 @@ class Sampler:
             # final_obs may be an object array (Gymnasium's): the noisy rows, by env index.
             with_final = np.flatnonzero(ended & has_final)
             if len(with_final):
-                final_obs = dict(zip(with_final, rand.observe_final(np.stack([final_obs[i] for i in with_final]))))
+                rows = rand.observe_final(np.stack([final_obs[i] for i in with_final]))
+                if self.context_obs:  # the ended episode's robot: its factors, before start() draws the next
+                    rows = np.concatenate([rows, rand.context()[with_final]], 1)
+                final_obs = dict(zip(with_final, rows))
         for i in np.flatnonzero(ended):
             if failed is not None and failed[i]:
                 # Its env raised (and was reset): the unfinished episode leaves the batch, never fabricated.
@@ -238,6 +248,12 @@ class Sampler:
         self._ep_length[ended] = 0
         if rand is not None:
             rand.start(self.venv, np.flatnonzero(ended))
+
+    def _with_context(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` as the policy reads it: with --policy-obs privileged, each row then its episode's context."""
+        if not self.context_obs:
+            return obs
+        return np.concatenate([obs, self.randomizer.context()], 1)
 
     def _check_finite(self, i: int, reward: float, obs: np.ndarray, what: str) -> None:
         """EnvFailure naming env ``i``, its episode step and the first non-finite value, if there is one."""

@@ -75,7 +75,7 @@ class Trainer:
         else:
             self.sampler = Sampler(self.venv, self.policy, c.batch_size, c.resolved_batch_mode(), c.seed, c.env_id,
                                    max_env_errors=c.max_env_errors,
-                                   randomizer=randomizer)
+                                   randomizer=randomizer, context_obs=c.policy_obs == "privileged")
         self.focus = make_focus(c)  # --randomize-focus: the cells' scores live here, never in a worker
         self.physics_fit = make_physics_fit(c, self.policy)  # --policy-obs estimated
         self.iteration = 0

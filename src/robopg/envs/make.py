@@ -19,6 +19,8 @@ from gymnasium.wrappers import FlattenObservation
 from ..errors import EnvError
 from ..native import SUPPORTED_IDS as NATIVE_IDS
 from ..native import make_native_vector_env, native_task, supports
+from ..physics import get_physics
+from .context import PhysicsContext
 from .guard import EnvGuard
 from .history import ObservationHistory, ObservationHistoryEnv
 
@@ -152,7 +154,7 @@ def resolve_backend(env_id: str, backend: str = "auto", env_kwargs: dict[str, An
 def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", backend: str = "gymnasium",
                     threads: int = 0, env_kwargs: dict[str, Any] | None = None,
                     flatten_observations: bool = False, on_env_error: str = "stop",
-                    obs_history: int = 0) -> gym.vector.VectorEnv:
+                    obs_history: int = 0, physics_context: tuple[str, ...] = ()) -> gym.vector.VectorEnv:
     """A vector env in SAME_STEP autoreset mode: Gymnasium's, or robopg's native batched MuJoCo one.
 
     Gymnasium 1.x defaults to NEXT_STEP: the step after an episode ends returns the reset observation with
@@ -162,16 +164,21 @@ def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync", bac
 
     Each Gymnasium sub-env is wrapped in an ``EnvGuard`` (``on_env_error``: 'stop' or 'reset'), so an env that
     raises is reported by id and index; the native backend's batched physics raises no per-env errors.
-    ``obs_history`` K > 0 stacks the last K observations and actions onto every observation (``history``).
+    ``obs_history`` K > 0 stacks the last K observations and actions onto every observation (``history``);
+    ``physics_context`` (physics parameter names) then appends the log of each env's factors of them
+    (``context``: how a ``--policy-obs privileged`` policy is evaluated).
     """
     venv = _make_vector_env(env_id, num_envs, vectorization, backend, threads, env_kwargs, flatten_observations,
                             on_env_error)
-    if obs_history:
-        try:
-            return ObservationHistory(venv, obs_history)
-        except EnvError:
-            venv.close()
-            raise
+    try:
+        if obs_history:
+            venv = ObservationHistory(venv, obs_history)
+        if physics_context:
+            get_physics(venv)  # an EnvError here if the env has no physics to read
+            venv = PhysicsContext(venv, physics_context)
+    except EnvError:
+        venv.close()
+        raise
     return venv
 
 

@@ -233,6 +233,9 @@ def make_video(run: str | Path, out: str | Path | None = None, episodes: int = 2
 
     policy = load(run, which=which)
     env_id = policy.config.env_id
+    if policy.config.policy_obs == "privileged":
+        raise ConfigError(f"{run}: the policy reads the true physics factors (--policy-obs privileged); render "
+                          f"its distilled policy (robopg train --distill-from {run})")
     frames, fps, returns = render_episodes(policy, env_id, episodes, width, height, fps, max_steps, seed,
                                            deterministic, max_seconds, policy.config.env_kwargs,
                                            policy.config.flatten_observations, policy.config.obs_history)
