@@ -54,6 +54,14 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
         config.save(run_dir / "config.yaml")
         try:
             trainer = Trainer(config, run_dir, callbacks)
+            if config.distill_from:  # a fresh student; a resumed one has its own checkpoint
+                from .distill import init_student
+
+                try:
+                    init_student(trainer.policy, trainer.physics_fit, config)
+                except BaseException:
+                    trainer.close()
+                    raise
         except BaseException:
             # Nothing was trained (an env that cannot be built, a Ray cluster that cannot be joined): leave no
             # half-made run behind that a second try would refuse to overwrite.

@@ -34,11 +34,17 @@ def train_config(args: argparse.Namespace):
     from .presets import make_config
 
     values = codec.load_config_file(args.config) if args.config else {}
+    given = codec.given(args, skip=("env_id",))
+    teacher = given.get("distill_from", values.get("distill_from"))
+    if teacher:  # a student starts from its teacher's config (robopg.distill)
+        from .distill import student_values
+
+        values = {**student_values(teacher), **values}
     env_id = args.env_id or values.get("env_id")  # an id on the command line overrides the file's, as options do
     values.pop("env_id", None)
     if not env_id:
         raise ConfigError("give an environment id (robopg train ENV_ID), or a --config file with env_id")
-    return make_config(env_id, **{**values, **codec.given(args, skip=("env_id",))})
+    return make_config(env_id, **{**values, **given})
 
 
 def run_train(args: argparse.Namespace) -> int:

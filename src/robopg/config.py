@@ -251,6 +251,11 @@ class Config:
     physics_estimate_epochs: int = _f(None, f"With --policy-obs estimated: passes over each batch when the physics "
                                       f"estimate is fit (not given: {PHYSICS_ESTIMATE_EPOCHS}).",
                                       check="optional_positive_int")
+    distill_from: str = _f("", "A --policy-obs privileged run (the teacher) to distil into a policy a robot can run: "
+                           "this run's policy is the teacher's, its true physics inputs replaced by an estimate "
+                           "from the observation (--policy-obs estimated), fit by regression on the teacher's "
+                           "inputs over this run's own rollouts; nothing else learns. The robot, ranges, history "
+                           "and network are the teacher's; --steps is the student's own budget.", check="text")
     critic_context_noise: float = _f(None, "Std of Gaussian noise added to a privileged value function's context "
                                      "inputs (log physics factors) while it is fit, drawn afresh each epoch; the "
                                      "values Psi is computed from stay noise-free. It keeps the critic from telling "
@@ -319,6 +324,9 @@ class Config:
         if self.policy_obs == "privileged" and len(set(parse_delay(self.action_delay))) > 1:
             raise _bad("policy_obs", "'privileged' gives the policy the physics factors, not a drawn action delay: "
                        "use a fixed --action-delay")
+        if self.distill_from and self.policy_obs != "estimated":
+            raise _bad("distill_from", "replaces the teacher's true physics inputs by an estimate: it needs "
+                       "--policy-obs estimated")
         for name in ("physics_estimate_lr", "physics_estimate_epochs"):
             if getattr(self, name) is not None and self.policy_obs != "estimated":
                 raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")

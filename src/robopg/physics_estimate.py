@@ -22,6 +22,7 @@ import torch
 
 from .config import PHYSICS_ESTIMATE_EPOCHS, PHYSICS_ESTIMATE_LR
 from .errors import NonFiniteError
+from .normalization import ObsNormalizer
 from .optim import Adam
 from .policies.networks import as_parameters
 from .sampler import Rollout
@@ -40,6 +41,10 @@ class PhysicsEstimateFit:
         lr = PHYSICS_ESTIMATE_LR if c.physics_estimate_lr is None else c.physics_estimate_lr
         self.epochs = PHYSICS_ESTIMATE_EPOCHS if c.physics_estimate_epochs is None else c.physics_estimate_epochs
         self.optimizer = Adam(self.twin.parameters(), lr=lr)
+        # A student (--distill-from) estimates its teacher's inputs: the context as the teacher's normaliser
+        # scaled it (robopg.distill fills in the teacher's statistics).
+        dim = policy.physics_estimate[-1].out_features
+        self.target = ObsNormalizer(dim, c.normalize_observations) if c.distill_from else None
 
     def fit(self, rollout: Rollout, iteration: int) -> dict[str, float]:
         """``epochs`` passes of minibatch regression of the context on the normalised observations of the
@@ -50,6 +55,9 @@ class PhysicsEstimateFit:
         with torch.no_grad():
             x = self.policy.normalizer(torch.as_tensor(rollout.obs[m]))
         target = torch.as_tensor(rollout.context[m], dtype=torch.float32)
+        if self.target is not None:
+            with torch.no_grad():
+                target = self.target(target)
         n = x.shape[0]
         size = max(1, n // MINIBATCHES)
         with torch.no_grad():
@@ -75,11 +83,14 @@ class PhysicsEstimateFit:
                 "physics_estimate_r2": float(explained[var > 0].mean()) if (var > 0).any() else math.nan}
 
     def state_dict(self) -> dict:
-        return {"twin": self.twin.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"twin": self.twin.state_dict(), "optimizer": self.optimizer.state_dict(),
+                **({} if self.target is None else {"target": self.target.state_dict()})}
 
     def load_state_dict(self, state: dict) -> None:
         self.twin.load_state_dict(state["twin"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.target is not None:
+            self.target.load_state_dict(state["target"])
 
 
 def make_physics_fit(config, policy) -> PhysicsEstimateFit | None:

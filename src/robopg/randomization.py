@@ -214,7 +214,7 @@ def critic_context_dim(config) -> int:
 
 def estimate_dim(config) -> int:
     """Numbers in a --policy-obs estimated policy's estimate of its episode's context (0 for a plain policy)."""
-    return 0 if getattr(config, "policy_obs", "obs") == "obs" else context_dim(config)
+    return context_dim(config) if getattr(config, "policy_obs", "obs") == "estimated" else 0
 
 
 def policy_context_dim(config) -> int:

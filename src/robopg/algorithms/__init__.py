@@ -7,6 +7,7 @@ logs and checkpoints.
 
 from __future__ import annotations
 
+from .frozen import Frozen
 from .natural import NaturalGradient
 from .policy_gradient import PolicyGradient
 from .ppo import PPO
@@ -15,7 +16,9 @@ ALGORITHMS = {"pg": PolicyGradient, "npg": NaturalGradient, "trpo": NaturalGradi
 
 
 def make_algorithm(config, policy, num_envs: int):
+    if getattr(config, "distill_from", ""):  # a student: only its physics estimate learns
+        return Frozen(config, policy, num_envs)
     return ALGORITHMS[getattr(config, "algorithm", "pg")](config, policy, num_envs)
 
 
-__all__ = ["ALGORITHMS", "PPO", "NaturalGradient", "PolicyGradient", "make_algorithm"]
+__all__ = ["ALGORITHMS", "PPO", "Frozen", "NaturalGradient", "PolicyGradient", "make_algorithm"]
