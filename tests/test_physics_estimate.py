@@ -191,7 +191,7 @@ def test_checks():
                 physics_estimate_epochs=2).validate()
     for kw, option in ((dict(policy_obs="estimated"), "--policy-obs"),
                        (dict(policy_obs="estimated", obs_noise=0.1), "--policy-obs"),
-                       (dict(policy_obs="privileged", randomize=SPEC), "--policy-obs"),
+                       (dict(policy_obs="oracle", randomize=SPEC), "--policy-obs"),
                        (dict(randomize=SPEC, physics_estimate_lr=1e-3), "--physics-estimate-lr"),
                        (dict(randomize=SPEC, policy_obs="estimated", physics_estimate_lr=0.0),
                         "--physics-estimate-lr"),

@@ -33,7 +33,11 @@ def student_values(teacher_run: str | Path) -> dict:
     teacher's config, as a distillation run of it, with the teacher's curriculum and focus left behind."""
     from .api import load_config
 
-    teacher = load_config(teacher_run)
+    try:
+        teacher = load_config(teacher_run)
+    except ConfigError as e:
+        raise ConfigError(f"--distill-from: {e}") from None
+    _check_teacher(teacher, teacher_run)
     values = {k: v for k, v in teacher.to_dict().items() if k not in ("run_dir", "name", "steps")}
     return {**values, "policy_obs": "estimated", "distill_from": str(teacher_run), "randomize_ramp": 0,
             "randomize_focus": 0.0, "critic_obs": "obs", "critic_context_noise": None}
@@ -47,9 +51,7 @@ def init_student(policy, fit, config) -> None:
     path = config.distill_from
     teacher = load(path)  # CheckpointError, one line, for a missing or damaged run
     tc = teacher.config
-    if tc.policy_obs != "privileged":
-        raise ConfigError(f"--distill-from: {path} was trained with --policy-obs {tc.policy_obs}, not privileged: "
-                          "only a policy that reads the true physics has inputs to replace")
+    _check_teacher(tc, path)
     for key in TEACHER_KEYS:
         mine, theirs = getattr(config, key), getattr(tc, key)
         if key == "randomize":
@@ -65,6 +67,12 @@ def init_student(policy, fit, config) -> None:
         state[key] = value.clone()
     policy.load_state_dict(state)
     fit.target.load_state_dict(normalizer_columns(teacher.normalizer, slice(obs_dim, None)).state_dict())
+
+
+def _check_teacher(config, path) -> None:
+    if config.policy_obs != "privileged":
+        raise ConfigError(f"--distill-from: {path} was trained with --policy-obs {config.policy_obs}, not "
+                          "privileged: only a policy that reads the true physics has inputs to replace")
 
 
 def normalizer_columns(normalizer: ObsNormalizer, columns: slice) -> ObsNormalizer:
