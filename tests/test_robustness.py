@@ -185,3 +185,22 @@ def test_experiment_arms_get_their_options_and_the_nominal_arm_stays_the_preset(
         with pytest.raises(SystemExit) as e:
             main(["--train-args", bad])
         assert e.value.code == 2
+
+
+def test_experiment_distilled_arm_is_a_teacher_then_its_student_on_one_budget(tmp_path):
+    from robopg.experiments.robustness_experiment import main
+
+    assert main(["--envs", "Hopper-v5", "--seeds", "1", "--steps", "4096", "--distill-steps", "2048",
+                 "--arms", "distilled", "--grid", "mass=0.8:1.2:2", "--episodes", "1", "--obs-history", "1",
+                 "--runs-dir", str(tmp_path / "runs"), "--docs-dir", str(tmp_path / "docs")]) == 0
+    teacher = robopg.api.load_config(tmp_path / "runs" / "Hopper-v5" / "teacher-s0")
+    student = robopg.api.load_config(tmp_path / "runs" / "Hopper-v5" / "distilled-s0")
+    assert (teacher.policy_obs, teacher.steps, teacher.obs_history) == ("privileged", 2048, 1)
+    assert (student.policy_obs, student.steps, student.obs_history) == ("estimated", 2048, 1)
+    assert student.distill_from == str(tmp_path / "runs" / "Hopper-v5" / "teacher-s0")
+    doc = json.loads((tmp_path / "docs" / "Hopper-v5" / "results.json").read_text())
+    assert doc["distill_steps"] == 2048 and list(doc["arms"]) == ["distilled"]
+    for bad in ("0", "4096"):
+        with pytest.raises(SystemExit) as e:
+            main(["--arms", "distilled", "--steps", "4096", "--distill-steps", bad])
+        assert e.value.code == 2

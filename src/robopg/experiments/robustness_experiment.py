@@ -7,7 +7,10 @@ does the privileged baseline add?
 
 For each robot and seed it trains three arms at the same step budget, one process at a time: ``nominal`` (the
 preset), ``randomized`` (``--randomize`` below) and ``privileged`` (the same, with ``--critic-obs privileged``);
-then ``robopg robustness`` evaluates every run on the same mass x friction grid. It writes, per robot, into
+and, when asked for (``--arms``), ``distilled``: a teacher that reads the true physics (``--policy-obs
+privileged``) trained for the budget less ``--distill-steps``, then its student (``--distill-from``) for those
+steps: the arm's policy is the student. Then ``robopg robustness`` evaluates every run on the same mass x
+friction grid. It writes, per robot, into
 ``docs/robustness/<env>/``: ``results.md`` and ``results.json`` (IQM with 95% stratified-bootstrap intervals over
 seeds of the nominal-cell return, the worst-cell return and the grid mean) and ``maps.png`` (each arm's mean map,
 side by side). Run again, it skips every run that already has its robustness.json.
@@ -23,7 +26,9 @@ import sys
 from pathlib import Path
 
 ARMS = {"nominal": [], "randomized": ["--randomize", "RANDOMIZE"],
-        "privileged": ["--randomize", "RANDOMIZE", "--critic-obs", "privileged"]}
+        "privileged": ["--randomize", "RANDOMIZE", "--critic-obs", "privileged"],
+        "distilled": ["--randomize", "RANDOMIZE", "--policy-obs", "privileged"]}  # the teacher's; then its student
+DEFAULT_ARMS = ("nominal", "randomized", "privileged")
 METRICS = {"nominal_return": "nominal-cell return", "worst_return": "worst-cell return", "grid_mean": "grid mean"}
 
 
@@ -37,8 +42,15 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     if not done.exists():
         extra = arm_options(arm, args)
         if not (run_dir / "checkpoints" / "latest.pt").exists():
-            _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(args.steps),
-                    "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard", *extra)
+            steps, train_dir = args.steps, run_dir
+            if arm == "distilled":  # the teacher first, on the budget the student leaves it
+                steps, train_dir = args.steps - args.distill_steps, run_dir.with_name(f"teacher-s{seed}")
+            if not (arm == "distilled" and (train_dir / "checkpoints" / "latest.pt").exists()):
+                _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(steps),
+                        "--run-dir", str(train_dir), "--overwrite", "--no-tensorboard", *extra)
+            if arm == "distilled":
+                _robopg("train", "--distill-from", str(train_dir), "--seed", str(seed), "--steps",
+                        str(args.distill_steps), "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard")
         _robopg("robustness", str(run_dir), "--grid", *args.grid, "--episodes", str(args.episodes))
     return json.loads(done.read_text())
 
@@ -86,6 +98,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
                                                   "randomize_ramp": args.randomize_ramp,
                                                   "randomize_focus": args.randomize_focus,
                                                   "train_args": args.train_args,
+                                                  "distill_steps": args.distill_steps if "distilled" in docs else None,
                                                   "arms": result}, indent=1))
     _maps(env_id, docs, out / "maps.png")
     text = "\n".join(lines) + "\n"
@@ -170,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
                    "string, e.g. '--hidden-sizes 256 256' (the nominal arm stays the preset)")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to run (default all: "
-                   + ", ".join(ARMS) + ")")
+    p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help="comma-separated arms to run, of "
+                   + ", ".join(ARMS) + " (default: " + ", ".join(DEFAULT_ARMS) + ")")
+    p.add_argument("--distill-steps", type=int, default=400_000,
+                   help="the distilled arm's student budget, out of --steps (the teacher trains the rest)")
     p.add_argument("--runs-dir", default="runs/robustness-experiment")
     p.add_argument("--docs-dir", default="docs/robustness")
     p.add_argument("--throughput", action="store_true", help="only measure randomisation's training throughput "
@@ -180,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if not arms or set(arms) - set(ARMS):
         p.error(f"--arms: choose from {', '.join(ARMS)}, got {args.arms!r}")
+    if "distilled" in arms and not 0 < args.distill_steps < args.steps:
+        p.error(f"--distill-steps: the student's share of --steps {args.steps}, got {args.distill_steps}")
     try:  # checked now, not when the first randomised run starts after every nominal one
         from ..cli import build_parser
         build_parser().parse_args(["train", "Hopper-v5", *shlex.split(args.train_args)])
