@@ -160,3 +160,14 @@ def test_bad_input_exits_2_naming_the_option(cli, tmp_path, teacher, trained_car
     assert not (tmp_path / "r").exists()
     refused("export", teacher, "--format", "onnx", option="--distill-from")
     assert not (teacher / "export").exists()
+
+
+def test_variance_of_a_teacher_samples_its_factors(cli, teacher, tmp_path):
+    # robopg variance randomises as the run did, and the teacher (and the value functions fit for the
+    # measurement) read each episode's factors; a reordered --randomize is refused.
+    out = cli("variance", teacher, "--batches", "3", "--batch-sizes", "2", "--value-batches", "1",
+              "--estimators", "rtg,rtg+value", "--out", tmp_path / "v", "--json")
+    assert out.returncode == 0, out.stderr
+    out = cli("variance", teacher, "--randomize", "friction=0.5:1.5,mass=0.5:1.5", "--batches", "3",
+              "--out", tmp_path / "w")
+    assert out.returncode == 2 and "--randomize" in out.stderr and "Traceback" not in out.stderr

@@ -151,8 +151,8 @@ class PolicyProblem:
         self.value_note = "none (value_batches=0)"
         if value_batches > 0:
             # V gets its own normaliser so that fitting it leaves the measured policy untouched.
-            obs_dim, hidden = self.venv.single_observation_space.shape[0], list(getattr(policy, "hidden_sizes",
-                                                                                        [64, 64]))
+            # (the observations the sampler stores: a privileged policy's end with its factors)
+            obs_dim, hidden = self.sampler.obs_dim, list(getattr(policy, "hidden_sizes", [64, 64]))
             self.value = ValueFunction(ObsNormalizer(obs_dim), hidden, "tanh")
             if randomizer is not None:
                 self.priv = ValueFunction(ObsNormalizer(obs_dim), hidden, "tanh", randomizer.context_dim)

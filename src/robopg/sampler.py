@@ -108,7 +108,8 @@ class Sampler:
         self.context_obs = bool(context_obs)
         if self.context_obs and not (randomizer is not None and randomizer.names):
             raise ValueError("context_obs needs a randomiser with physics ranges")
-        obs_dim = int(venv.single_observation_space.shape[0]) + (randomizer.context_dim if self.context_obs else 0)
+        self.obs_dim = obs_dim = (int(venv.single_observation_space.shape[0])
+                                  + (randomizer.context_dim if self.context_obs else 0))  # as rollouts store them
         act_shape = () if self.discrete else (int(np.prod(space.shape)),)
         self.steps_per_env = math.ceil(batch_size / self.num_envs)
         self._buf = _Buffers(self.steps_per_env + 1, self.num_envs, obs_dim, act_shape,
