@@ -82,14 +82,14 @@ def test_teacher_grid_nominal_cell_is_eval_and_the_factors_matter(teacher):
 def test_student_is_the_teacher_with_its_factors_estimated(teacher, tmp_path):
     from robopg.distill import init_student, student_values
 
-    values = student_values(teacher)
+    values = student_values(robopg.api.load_config(teacher), teacher)
     config = make_config(values.pop("env_id"), **{**values, "steps": 1024, "tensorboard": False})
     assert config.policy_obs == "estimated" and config.obs_history == 1 and config.distill_from == str(teacher)
     trainer = Trainer(config, tmp_path / "s")
     try:
         student, fit = trainer.policy, trainer.physics_fit
-        init_student(student, fit, config)
         t = robopg.load(teacher)
+        init_student(student, fit, config, t)
         n = student.normalizer.mean.numel()
         assert n == t.normalizer.mean.numel() - 2
         assert torch.equal(student.mean_net[0].weight, t.mean_net[0].weight)

@@ -57,8 +57,8 @@ def train(config: Config, run_dir: str | Path | None = None, overwrite: bool = F
             if config.distill_from:  # a fresh student; a resumed one has its own checkpoint
                 from .distill import init_student
 
-                try:
-                    init_student(trainer.policy, trainer.physics_fit, config)
+                try:  # a missing or damaged teacher: CheckpointError, one line
+                    init_student(trainer.policy, trainer.physics_fit, config, load(config.distill_from))
                 except BaseException:
                     trainer.close()
                     raise

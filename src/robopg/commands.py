@@ -37,9 +37,14 @@ def train_config(args: argparse.Namespace):
     given = codec.given(args, skip=("env_id",))
     teacher = given.get("distill_from", values.get("distill_from"))
     if teacher:  # a student starts from its teacher's config (robopg.distill)
+        from .api import load_config
         from .distill import student_values
 
-        values = {**student_values(teacher), **values}
+        try:
+            teacher_config = load_config(teacher)
+        except ConfigError as e:
+            raise ConfigError(f"--distill-from: {e}") from None
+        values = {**student_values(teacher_config, teacher), **values}
     env_id = args.env_id or values.get("env_id")  # an id on the command line overrides the file's, as options do
     values.pop("env_id", None)
     if not env_id:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, parse_randomize
+from .config import Config, ConfigError, parse_randomize
 from .normalization import ObsNormalizer
 
 # What the student takes from its teacher, whatever its own options say: the robot, what the policy reads, the
@@ -28,28 +28,21 @@ TEACHER_KEYS = ("env_id", "env_kwargs", "flatten_observations", "obs_history", "
                 "normalize_observations")
 
 
-def student_values(teacher_run: str | Path) -> dict:
-    """The config values a student of ``teacher_run`` starts from (before its file's and command line's): the
-    teacher's config, as a distillation run of it, with the teacher's curriculum and focus left behind."""
-    from .api import load_config
-
-    try:
-        teacher = load_config(teacher_run)
-    except ConfigError as e:
-        raise ConfigError(f"--distill-from: {e}") from None
+def student_values(teacher: Config, teacher_run: str | Path) -> dict:
+    """The config values a student of ``teacher_run`` (whose config is ``teacher``) starts from, before its file's
+    and command line's: the teacher's, as a distillation run of it, the teacher's curriculum and focus left
+    behind."""
     _check_teacher(teacher, teacher_run)
     values = {k: v for k, v in teacher.to_dict().items() if k not in ("run_dir", "name", "steps")}
     return {**values, "policy_obs": "estimated", "distill_from": str(teacher_run), "randomize_ramp": 0,
             "randomize_focus": 0.0, "critic_obs": "obs", "critic_context_noise": None}
 
 
-def init_student(policy, fit, config) -> None:
-    """Make ``policy`` (a --policy-obs estimated one) the student of ``config.distill_from``: the teacher's
-    weights and observation statistics, and ``fit``'s targets the teacher's normalised physics inputs."""
-    from .api import load
-
+def init_student(policy, fit, config, teacher) -> None:
+    """Make ``policy`` (a --policy-obs estimated one) the student of ``teacher`` (``robopg.load(
+    config.distill_from)``): the teacher's weights and observation statistics, and ``fit``'s targets the teacher's
+    normalised physics inputs."""
     path = config.distill_from
-    teacher = load(path)  # CheckpointError, one line, for a missing or damaged run
     tc = teacher.config
     _check_teacher(tc, path)
     for key in TEACHER_KEYS:

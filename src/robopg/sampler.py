@@ -188,9 +188,7 @@ class Sampler:
                 for i in range(n):
                     self._check_finite(i, reward[i], next_obs[i], "observation")
             if ended.any():  # most steps end no episode: nothing below runs on them
-                self._end_episodes(t, ended, info, batch)
-                if self.context_obs:  # the next episodes' first observations: the robots start() just drew
-                    next_obs[ended, -rand.context_dim:] = rand.context()[ended]
+                self._end_episodes(t, ended, info, batch, next_obs)
             self._obs = next_obs
             t += 1
             if self.mode == "steps" and t == self.steps_per_env:
@@ -206,7 +204,7 @@ class Sampler:
                        b.truncated[:t].copy(), b.next_obs[:t].copy(), b.mask[:t].copy(), batch.returns,
                        batch.lengths, batch.env_errors, None if context is None else np.stack(context), factors)
 
-    def _end_episodes(self, t: int, ended: np.ndarray, info: dict, batch: _Batch) -> None:
+    def _end_episodes(self, t: int, ended: np.ndarray, info: dict, batch: _Batch, next_obs: np.ndarray) -> None:
         b = self._buf
         final_obs, has_final = info["final_obs"], info["_final_obs"]
         # SAME_STEP autoreset moves the ending step's own info (where a failed env's error is) to "final_info".
@@ -249,6 +247,8 @@ class Sampler:
         self._ep_length[ended] = 0
         if rand is not None:
             rand.start(self.venv, np.flatnonzero(ended))
+            if self.context_obs:  # the next episodes' first observations: the robots start() just drew
+                next_obs[ended, -rand.context_dim:] = rand.context()[ended]
 
     def _with_context(self, obs: np.ndarray) -> np.ndarray:
         """``obs`` as the policy reads it: with --policy-obs privileged, each row then its episode's context."""
