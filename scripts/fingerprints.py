@@ -67,6 +67,11 @@ CASES: dict[str, list[str]] = {
     "hopper-estimated-ppo": ["Hopper-v5", "--algorithm", "ppo", "--env-backend", "native", "--num-envs", "4",
                              "--steps", "4096", "--batch-size", "1024", "--randomize", "mass=0.5:1.5,friction=0.5:1.5",
                              "--obs-history", "2", "--policy-obs", "estimated"],
+    # A teacher that reads the true factors (--policy-obs privileged); its student is tested in test_distill.py.
+    "hopper-privileged-teacher": ["Hopper-v5", "--algorithm", "pg", "--env-backend", "native", "--num-envs", "4",
+                                  "--steps", "4096", "--batch-size", "1024", "--randomize",
+                                  "mass=0.5:1.5,friction=0.5:1.5", "--obs-history", "2", "--obs-noise", "0.01",
+                                  "--policy-obs", "privileged"],
 }
 VARIANCE_CASE = "variance-chain"
 TIMING_KEYS = {"seconds_per_estimate", "backward_seconds", "score_seconds", "wall_s", "elapsed_s"}
