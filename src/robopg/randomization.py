@@ -217,16 +217,10 @@ def estimate_dim(config) -> int:
     return context_dim(config) if getattr(config, "policy_obs", "obs") == "estimated" else 0
 
 
-def policy_context_dim(config) -> int:
-    """Numbers a --policy-obs privileged policy reads after its observation: the log of each randomised physics
-    factor (0 for any other policy)."""
-    return len(parse_randomize(config.randomize)) if getattr(config, "policy_obs", "obs") == "privileged" else 0
-
-
 def policy_context(config) -> tuple[str, ...]:
-    """The physics parameters whose log factors a --policy-obs privileged policy reads, in order (none for any
-    other policy): what its evaluation envs append (``robopg.envs.context``)."""
-    return tuple(parse_randomize(config.randomize)) if policy_context_dim(config) else ()
+    """The physics parameters whose log factors a --policy-obs privileged policy reads after its observation, in
+    order (none for any other policy): what its evaluation envs append (``robopg.envs.context``)."""
+    return tuple(parse_randomize(config.randomize)) if getattr(config, "policy_obs", "obs") == "privileged" else ()
 
 
 def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, venv=None) -> Randomizer | None:

@@ -4,8 +4,8 @@ Such a policy (the teacher of ``--distill-from``) reads ``[o, c]``: its observat
 randomised physics factor of the robot it drives (``Randomizer.context``, in the order ``--randomize`` names
 them). While training, the sampler appends c itself, from the draws it makes. Evaluation has no draws: its
 robots get their factors from ``set_physics`` (a robustness grid's cells) or none (the nominal robot), so this
-wrapper reads them back from the env at every reset and step. A factor is one number per env and parameter
-(the randomiser and the grid scale every element of a field alike): its first element is read.
+wrapper reads them back from the env. A factor is one number per env and parameter (the randomiser and the grid
+scale every element of a field alike): its first element is read.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from .passthrough import PhysicsWrapper
+
 
 def context_space(space: gym.spaces.Box, width: int) -> gym.spaces.Box:
     return gym.spaces.Box(-np.inf, np.inf, (space.shape[0] + width,), np.float32)
 
 
-class PhysicsContext(gym.vector.VectorWrapper):
+class PhysicsContext(PhysicsWrapper):
     """A SAME_STEP vector env whose observations end with the log of their env's factors of ``names``."""
 
     def __init__(self, venv: gym.vector.VectorEnv, names: tuple[str, ...]):
@@ -28,11 +30,14 @@ class PhysicsContext(gym.vector.VectorWrapper):
         self.names = tuple(names)
         self.single_observation_space = context_space(venv.single_observation_space, len(self.names))
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, venv.num_envs)
+        self._context: np.ndarray | None = None  # read from the physics when it last changed through this wrapper
 
     def context(self) -> np.ndarray:
-        factors = self.get_physics()
-        n = self.num_envs
-        return np.stack([np.log(factors[name].reshape(n, -1)[:, 0]) for name in self.names], 1).astype(np.float32)
+        if self._context is None:
+            factors, n = self.get_physics(), self.num_envs
+            self._context = np.stack([np.log(factors[name].reshape(n, -1)[:, 0]) for name in self.names],
+                                     1).astype(np.float32)
+        return self._context
 
     def _with(self, obs) -> np.ndarray:
         return np.concatenate([np.asarray(obs, dtype=np.float32), self.context()], 1)
@@ -51,19 +56,11 @@ class PhysicsContext(gym.vector.VectorWrapper):
             info = dict(info, final_obs=final)
         return self._with(obs), reward, terminated, truncated, info
 
-    # --- what robopg asks of a vector env beyond Gymnasium's: physics and exact state --------------------
-    def get_physics(self):
-        from ..physics import get_physics
-        return get_physics(self.env)
-
+    # --- the physics and the state can change the factors: read them again ----------------------------
     def set_physics(self, params, ids=None) -> None:
-        from ..physics import set_physics
-        set_physics(self.env, params, ids)
-
-    def get_state(self) -> Any:
-        from .state import get_vector_state
-        return get_vector_state(self.env)
+        self._context = None
+        super().set_physics(params, ids)
 
     def set_state(self, state: Any) -> None:
-        from .state import set_vector_state
-        set_vector_state(self.env, state)
+        self._context = None
+        super().set_state(state)

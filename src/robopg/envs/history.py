@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import EnvError
+from .passthrough import PhysicsWrapper
 
 
 def action_width(space: gym.Space) -> int:
@@ -82,7 +83,7 @@ class History:
         self.obs[:], self.actions[:] = state["obs"], state["actions"]
 
 
-class ObservationHistory(gym.vector.VectorWrapper):
+class ObservationHistory(PhysicsWrapper):
     """A SAME_STEP vector env whose observations carry their last ``k`` observations and actions."""
 
     def __init__(self, venv: gym.vector.VectorEnv, k: int):
@@ -122,23 +123,13 @@ class ObservationHistory(gym.vector.VectorWrapper):
         info = dict(info, final_obs=final)
         return h.stacked(), reward, terminated, truncated, info
 
-    # --- what robopg asks of a vector env beyond Gymnasium's: physics and exact state --------------------
-    def get_physics(self):
-        from ..physics import get_physics
-        return get_physics(self.env)
-
-    def set_physics(self, params, ids=None) -> None:
-        from ..physics import set_physics
-        set_physics(self.env, params, ids)
-
+    # --- exact state: the envs' and the history's (physics passes through, PhysicsWrapper) --------------
     def get_state(self) -> Any:
-        from .state import get_vector_state
-        inner = get_vector_state(self.env)
+        inner = super().get_state()
         return None if inner is None else {"envs": inner, "history": self.history.state_dict()}
 
     def set_state(self, state: Any) -> None:
-        from .state import set_vector_state
-        set_vector_state(self.env, state["envs"])
+        super().set_state(state["envs"])
         self.history.load_state_dict(state["history"])
 
 

@@ -17,12 +17,12 @@ from .value import ValueFunction
 
 
 def make_policy(config, observation_space: gym.Space, action_space: gym.Space) -> Policy:
-    from ..randomization import estimate_dim, policy_context_dim
+    from ..randomization import estimate_dim, policy_context
 
     check_spaces(config.env_id, observation_space, action_space)
     # A --policy-obs privileged policy reads the env's observation and then the true physics (the sampler, or
     # robopg.envs.context in evaluation, appends it).
-    obs_dim = int(observation_space.shape[0]) + policy_context_dim(config)
+    obs_dim = int(observation_space.shape[0]) + len(policy_context(config))
     if isinstance(action_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
                               config.init_log_std, config.normalize_observations, estimate_dim(config))
