@@ -160,7 +160,7 @@ def test_experiment_summary_with_one_seed_and_with_two(cli, hopper_run, tmp_path
     doc = json.loads((tmp_path / "m" / "robustness.json").read_text())
     other = dict(doc, nominal_return=doc["nominal_return"] + 100.0)
     args = Namespace(steps=2048, grid=["mass=0.8:1.2:2", "friction=0.8:1.2:2"], episodes=1, randomize="mass=0.5:1.5",
-                     obs_history=0, randomize_ramp=0, randomize_focus=0.0, train_args="")
+                     obs_history=0, randomize_ramp=0, randomize_focus=0.0, train_args="", all_args="")
     one = summarize("Hopper-v5", {"nominal": [doc], "randomized": [doc]}, tmp_path / "one", args)
     assert f"| nominal | {doc['nominal_return']:,.0f} | " in one and "[" not in one
     two = summarize("Hopper-v5", {"nominal": [doc, other], "randomized": [doc, other]}, tmp_path / "two", args)
@@ -176,15 +176,21 @@ def test_experiment_arms_get_their_options_and_the_nominal_arm_stays_the_preset(
     from robopg.experiments.robustness_experiment import arm_options, main
 
     args = Namespace(randomize="mass=0.5:1.5", obs_history=3, randomize_ramp=0, randomize_focus=0.5,
-                     train_args="--hidden-sizes 256 256")
+                     train_args="--hidden-sizes 256 256", all_args="")
     assert arm_options("nominal", args) == []
     assert arm_options("randomized", args) == ["--randomize", "mass=0.5:1.5", "--obs-history", "3",
                                                "--randomize-focus", "0.5", "--hidden-sizes", "256", "256"]
     assert arm_options("privileged", args)[:4] == ["--randomize", "mass=0.5:1.5", "--critic-obs", "privileged"]
-    for bad in ("--no-such-option 1", "--hidden-sizes 'unclosed"):
-        with pytest.raises(SystemExit) as e:
-            main(["--train-args", bad])
-        assert e.value.code == 2
+    # --all-args: every arm, the nominal one too, so that a change of batch shape is compared like for like.
+    args.all_args = "--num-envs 64 --batch-size 2048"
+    assert arm_options("nominal", args) == ["--num-envs", "64", "--batch-size", "2048"]
+    assert arm_options("randomized", args)[:6] == ["--num-envs", "64", "--batch-size", "2048", "--randomize",
+                                                   "mass=0.5:1.5"]
+    for option in ("--train-args", "--all-args"):
+        for bad in ("--no-such-option 1", "--hidden-sizes 'unclosed"):
+            with pytest.raises(SystemExit) as e:
+                main([option, bad])
+            assert e.value.code == 2
 
 
 def test_experiment_distilled_arm_is_a_teacher_then_its_student_on_one_budget(tmp_path):

@@ -56,9 +56,10 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
 
 
 def arm_options(arm: str, args) -> list[str]:
-    """The ``robopg train`` options of ``arm`` beyond the preset's: none for the nominal arm, which stays the
-    preset; the randomised arms' --randomize, --obs-history, --randomize-ramp, --randomize-focus and --train-args."""
-    options = [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
+    """The ``robopg train`` options of ``arm`` beyond the preset's: --all-args for every arm (the nominal arm has
+    nothing else); then the randomised arms' --randomize, --obs-history, --randomize-ramp, --randomize-focus and
+    --train-args."""
+    options = shlex.split(args.all_args) + [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
     if arm == "nominal":
         return options
     for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp),
@@ -73,9 +74,11 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
 
     from ..stats import interval, iqm
 
-    extra = arm_options("randomized", args)[len(ARMS["randomized"]):]  # what the randomised arms add to --randomize
+    common = shlex.split(args.all_args)
+    extra = arm_options("randomized", args)[len(common) + len(ARMS["randomized"]):]  # what they add to --randomize
     lines = [f"### {env_id}: {_seeds(len(next(iter(docs.values()))))} per arm, {args.steps:,} steps, grid "
              f"{' x '.join(args.grid)}, {args.episodes} episodes per cell"
+             + (f"; every arm with {shlex.join(common)}" if common else "")
              + (f"; randomised arms with {shlex.join(extra)}" if extra else ""),
              "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
              "|---|" + "---:|" * (len(METRICS) + 1)]
@@ -97,7 +100,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
                                                   "obs_history": args.obs_history,
                                                   "randomize_ramp": args.randomize_ramp,
                                                   "randomize_focus": args.randomize_focus,
-                                                  "train_args": args.train_args,
+                                                  "train_args": args.train_args, "all_args": args.all_args,
                                                   "distill_steps": args.distill_steps if "distilled" in docs else None,
                                                   "arms": result}, indent=1))
     _maps(env_id, docs, out / "maps.png")
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                    "physics cells where recent episodes returned least (0: uniform)")
     p.add_argument("--train-args", default="", help="more `robopg train` options for the randomised arms, as one "
                    "string, e.g. '--hidden-sizes 256 256' (the nominal arm stays the preset)")
+    p.add_argument("--all-args", default="", help="more `robopg train` options for every arm, the nominal one "
+                   "included, as one string, e.g. '--num-envs 64 --batch-size 2048'")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help="comma-separated arms to run, of "
@@ -197,11 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--arms: choose from {', '.join(ARMS)}, got {args.arms!r}")
     if "distilled" in arms and not 0 < args.distill_steps < args.steps:
         p.error(f"--distill-steps: the student's share of --steps {args.steps}, got {args.distill_steps}")
-    try:  # checked now, not when the first randomised run starts after every nominal one
-        from ..cli import build_parser
-        build_parser().parse_args(["train", "Hopper-v5", *shlex.split(args.train_args)])
-    except (ValueError, SystemExit):
-        p.error(f"--train-args: not options of robopg train: {args.train_args!r}")
+    for option, value in (("--all-args", args.all_args), ("--train-args", args.train_args)):
+        try:  # checked now, not when the first randomised run starts after every nominal one
+            from ..cli import build_parser
+            build_parser().parse_args(["train", "Hopper-v5", *shlex.split(value)])
+        except (ValueError, SystemExit):
+            p.error(f"{option}: not options of robopg train: {value!r}")
     if args.throughput:
         for env_id in [e.strip() for e in args.envs.split(",") if e.strip()]:
             print(json.dumps(throughput(env_id, args.randomize, algorithm=args.algorithm, focus=args.randomize_focus)),
