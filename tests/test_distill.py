@@ -119,8 +119,10 @@ def test_student_is_the_teacher_with_its_factors_estimated(teacher, tmp_path):
 
 
 def test_student_resumes_to_the_same_numbers_and_deploys_without_factors(teacher, tmp_path, cli):
+    # With a replay of 3 batches, so that a resumed fit reads the two batches sampled before the cut.
     out = cli("train", "--distill-from", teacher, "--steps", "2560", "--batch-size", "256", "--num-envs", "4",
-              "--checkpoint-every", "1", "--no-tensorboard", "--run-dir", tmp_path / "full")
+              "--physics-estimate-replay", "3", "--checkpoint-every", "1", "--no-tensorboard",
+              "--run-dir", tmp_path / "full")
     assert out.returncode == 0, out.stderr
     rows = _numbers(tmp_path / "full")
     assert len(rows) == 10 and all(math.isfinite(r["physics_estimate_r2"]) for r in rows)

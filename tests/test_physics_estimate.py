@@ -101,6 +101,36 @@ def test_fit_learns_a_context_the_observations_determine():
         assert torch.equal(buf, fit.twin.state_dict()[name])
 
 
+def test_replay_fits_the_last_n_batches_and_measures_the_newest():
+    """--physics-estimate-replay N: each fit regresses on the newest N batches together (the same fit as on their
+    concatenation as one batch, minibatch size apart), and reports the error of the newest batch only; a
+    checkpoint keeps the N - 1 batches the next fit still reads."""
+    rng = np.random.default_rng(3)
+    batches = [type("R", (), dict(obs=rng.normal(size=(8, 4, 6)).astype(np.float32),
+                                  context=rng.normal(size=(8, 4, 2)).astype(np.float32),
+                                  mask=np.ones((8, 4), bool))) for _ in range(3)]
+    config = make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated", physics_estimate_replay=2)
+    fit = PhysicsEstimateFit(config, _policy())
+    for i, b in enumerate(batches):
+        before = copy.deepcopy(fit.twin)
+        stats = fit.fit(b, i + 1)
+        x = fit.policy.normalizer(torch.as_tensor(b.obs.reshape(-1, 6)))
+        with torch.no_grad():
+            error = (before(x) - torch.as_tensor(b.context.reshape(-1, 2))).pow(2).mean()
+        assert stats["physics_estimate_loss"] == pytest.approx(float(error), rel=1e-6)
+    assert [len(obs) for obs, _ in fit.replay] == [32, 32]
+    assert torch.equal(fit.replay[0][0], torch.as_tensor(batches[1].obs.reshape(-1, 6)))
+    kept = fit.state_dict()["replay"]
+    assert len(kept) == 1 and torch.equal(kept[0][1], torch.as_tensor(batches[2].context.reshape(-1, 2)))
+    again = PhysicsEstimateFit(config, _policy())
+    again.load_state_dict(fit.state_dict())
+    assert len(again.replay) == 1 and torch.equal(again.replay[0][0], fit.replay[1][0])
+    # Without the option a checkpoint holds no batches: the next fit reads only its own.
+    plain = PhysicsEstimateFit(make_config("Hopper-v5", randomize=SPEC, policy_obs="estimated"), _policy())
+    plain.fit(batches[0], 1)
+    assert plain.state_dict()["replay"] == [] and len(plain.replay) == 1
+
+
 def test_a_non_finite_fit_is_an_error_and_the_policy_keeps_its_estimate():
     from robopg.errors import NonFiniteError
 
@@ -196,7 +226,10 @@ def test_checks():
                        (dict(randomize=SPEC, policy_obs="estimated", physics_estimate_lr=0.0),
                         "--physics-estimate-lr"),
                        (dict(randomize=SPEC, policy_obs="estimated", physics_estimate_epochs=0),
-                        "--physics-estimate-epochs")):
+                        "--physics-estimate-epochs"),
+                       (dict(randomize=SPEC, physics_estimate_replay=4), "--physics-estimate-replay"),
+                       (dict(randomize=SPEC, policy_obs="estimated", physics_estimate_replay=0),
+                        "--physics-estimate-replay")):
         with pytest.raises(ConfigError, match=option):
             make_config("Hopper-v5", **kw).validate()
 

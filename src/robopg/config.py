@@ -251,6 +251,10 @@ class Config:
     physics_estimate_epochs: int = _f(None, f"With --policy-obs estimated: passes over each batch when the physics "
                                       f"estimate is fit (not given: {PHYSICS_ESTIMATE_EPOCHS}).",
                                       check="optional_positive_int")
+    physics_estimate_replay: int = _f(None, "With --policy-obs estimated: fit the physics estimate on the last N "
+                                      "batches, not only the newest (DAgger's aggregation: the true factors label "
+                                      "a step rightly whichever policy sampled it; not given: 1).",
+                                      check="optional_positive_int")
     distill_from: str = _f("", "A --policy-obs privileged run (the teacher) to distil into a policy a robot can run: "
                            "this run's policy is the teacher's, its true physics inputs replaced by an estimate "
                            "from the observation (--policy-obs estimated), fit by regression on the teacher's "
@@ -327,7 +331,7 @@ class Config:
         if self.distill_from and self.policy_obs != "estimated":
             raise _bad("distill_from", "replaces the teacher's true physics inputs by an estimate: it needs "
                        "--policy-obs estimated")
-        for name in ("physics_estimate_lr", "physics_estimate_epochs"):
+        for name in ("physics_estimate_lr", "physics_estimate_epochs", "physics_estimate_replay"):
             if getattr(self, name) is not None and self.policy_obs != "estimated":
                 raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")
         if self.critic_context_noise and self.critic_obs != "privileged":  # (0 is no noise: allowed anywhere)

@@ -15,6 +15,7 @@ updates with the same e.
 
 from __future__ import annotations
 
+import collections
 import copy
 import math
 
@@ -41,6 +42,9 @@ class PhysicsEstimateFit:
         lr = PHYSICS_ESTIMATE_LR if c.physics_estimate_lr is None else c.physics_estimate_lr
         self.epochs = PHYSICS_ESTIMATE_EPOCHS if c.physics_estimate_epochs is None else c.physics_estimate_epochs
         self.optimizer = Adam(self.twin.parameters(), lr=lr)
+        # The newest batches' raw observations and true contexts: normalised when fit, since a policy that is
+        # learning moves its observation normaliser.
+        self.replay = collections.deque(maxlen=c.physics_estimate_replay or 1)
         # A student (--distill-from) estimates its teacher's inputs: the context as the teacher's normaliser
         # scaled it (robopg.distill fills in the teacher's statistics).
         dim = policy.physics_estimate[-1].out_features
@@ -48,20 +52,20 @@ class PhysicsEstimateFit:
 
     def fit(self, rollout: Rollout, iteration: int) -> dict[str, float]:
         """``epochs`` passes of minibatch regression of the context on the normalised observations of the
-        rollout's steps. Returns the squared error of the estimate the batch was sampled with, and its R^2 (the
-        share of the context's variance it explains, averaged over the context's numbers): measured on steps
-        the network had not been fit to."""
+        rollout's steps and of the replay's older batches (``--physics-estimate-replay``). Returns the squared
+        error of the estimate the rollout was sampled with, and its R^2 (the share of the context's variance it
+        explains, averaged over the context's numbers): measured on steps the network had not been fit to."""
         m = rollout.mask
+        self.replay.append((torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.context[m], dtype=torch.float32)))
         with torch.no_grad():
-            x = self.policy.normalizer(torch.as_tensor(rollout.obs[m]))
-        target = torch.as_tensor(rollout.context[m], dtype=torch.float32)
-        if self.target is not None:
-            with torch.no_grad():
+            x = self.policy.normalizer(torch.cat([obs for obs, _ in self.replay]))
+            target = torch.cat([context for _, context in self.replay])
+            if self.target is not None:
                 target = self.target(target)
+            newest = slice(x.shape[0] - int(m.sum()), None)
+            error = (self.twin(x[newest]) - target[newest]).pow(2).mean(0)  # of the estimate it was sampled with
         n = x.shape[0]
-        size = max(1, n // MINIBATCHES)
-        with torch.no_grad():
-            error = (self.twin(x) - target).pow(2).mean(0)  # of the estimate this batch was sampled with
+        size = max(1, int(m.sum()) // MINIBATCHES)  # one batch's minibatch: older batches add more steps a pass
         step_losses = []
         for _ in range(self.epochs):
             perm = torch.randperm(n)
@@ -77,20 +81,29 @@ class PhysicsEstimateFit:
         if not (finite and all(torch.isfinite(q).all() for q in self.twin.parameters())):  # before the policy reads it
             raise NonFiniteError(f"non-finite physics estimate loss at iteration {iteration}")
         self.policy.physics_estimate.load_state_dict(self.twin.state_dict())
-        var = target.var(0, unbiased=False)
+        var = target[newest].var(0, unbiased=False)
         explained = 1.0 - error / var.clamp_min(1e-12)
         return {"physics_estimate_loss": float(error.mean()),
                 "physics_estimate_r2": float(explained[var > 0].mean()) if (var > 0).any() else math.nan}
 
     def state_dict(self) -> dict:
         return {"twin": self.twin.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "replay": self._kept(),
                 **({} if self.target is None else {"target": self.target.state_dict()})}
 
     def load_state_dict(self, state: dict) -> None:
         self.twin.load_state_dict(state["twin"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.replay.clear()
+        self.replay.extend(state.get("replay", []))
         if self.target is not None:
             self.target.load_state_dict(state["target"])
+
+
+    def _kept(self) -> list:
+        """The batches the next fits will still read (the oldest leaves when the next batch comes in)."""
+        keep = self.replay.maxlen - 1
+        return list(self.replay)[-keep:] if keep else []
 
 
 def make_physics_fit(config, policy) -> PhysicsEstimateFit | None:
