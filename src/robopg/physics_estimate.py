@@ -57,22 +57,23 @@ class PhysicsEstimateFit:
         explains, averaged over the context's numbers): measured on steps the network had not been fit to."""
         m = rollout.mask
         self.replay.append((torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.context[m], dtype=torch.float32)))
+        rows = len(self.replay[-1][0])  # the newest batch's
         with torch.no_grad():
             x = self.policy.normalizer(torch.cat([obs for obs, _ in self.replay]))
             target = torch.cat([context for _, context in self.replay])
             if self.target is not None:
                 target = self.target(target)
-            newest = slice(x.shape[0] - int(m.sum()), None)
+            newest = slice(x.shape[0] - rows, None)
             error = (self.twin(x[newest]) - target[newest]).pow(2).mean(0)  # of the estimate it was sampled with
         n = x.shape[0]
-        size = max(1, int(m.sum()) // MINIBATCHES)  # one batch's minibatch: older batches add more steps a pass
+        size = max(1, rows // MINIBATCHES)  # a batch's minibatch, so each older batch adds steps to a pass
         step_losses = []
         for _ in range(self.epochs):
             perm = torch.randperm(n)
             x_epoch, target_epoch = x[perm], target[perm]
             for start in range(0, n, size):
-                rows = slice(start, start + size)
-                loss = (self.twin(x_epoch[rows]) - target_epoch[rows]).pow(2).mean()
+                part = slice(start, start + size)
+                loss = (self.twin(x_epoch[part]) - target_epoch[part]).pow(2).mean()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()

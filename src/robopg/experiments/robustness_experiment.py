@@ -202,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--arms: choose from {', '.join(ARMS)}, got {args.arms!r}")
     if "distilled" in arms and not 0 < args.distill_steps < args.steps:
         p.error(f"--distill-steps: the student's share of --steps {args.steps}, got {args.distill_steps}")
+    from ..cli import build_parser
+
     for option, value in (("--all-args", args.all_args), ("--train-args", args.train_args)):
         try:  # checked now, not when the first randomised run starts after every nominal one
-            from ..cli import build_parser
             build_parser().parse_args(["train", "Hopper-v5", *shlex.split(value)])
         except (ValueError, SystemExit):
             p.error(f"{option}: not options of robopg train: {value!r}")
