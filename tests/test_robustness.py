@@ -159,15 +159,18 @@ def test_experiment_summary_with_one_seed_and_with_two(cli, hopper_run, tmp_path
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "m" / "robustness.json").read_text())
     other = dict(doc, nominal_return=doc["nominal_return"] + 100.0)
-    args = Namespace(steps=2048, grid=["mass=0.8:1.2:2", "friction=0.8:1.2:2"], episodes=1, randomize="mass=0.5:1.5",
-                     obs_history=0, randomize_ramp=0, randomize_focus=0.0, train_args="", all_args="")
+    args = Namespace(algorithm="ppo", steps=2048, grid=["mass=0.8:1.2:2", "friction=0.8:1.2:2"], episodes=1,
+                     randomize="mass=0.5:1.5", obs_history=0, randomize_ramp=0, randomize_focus=0.0, train_args="",
+                     all_args="")
     one = summarize("Hopper-v5", {"nominal": [doc], "randomized": [doc]}, tmp_path / "one", args)
     assert f"| nominal | {doc['nominal_return']:,.0f} | " in one and "[" not in one
     two = summarize("Hopper-v5", {"nominal": [doc, other], "randomized": [doc, other]}, tmp_path / "two", args)
     low, high = sorted((doc["nominal_return"], other["nominal_return"]))
     assert f"[{low:,.0f}, {high:,.0f}]" in two
+    assert "per arm, `ppo`, 2,048 steps" in one  # the update rule is named beside the budget
     for d in ("one", "two"):
-        assert (tmp_path / d / "maps.png").exists() and (tmp_path / d / "results.json").exists()
+        assert (tmp_path / d / "maps.png").exists()
+        assert json.loads((tmp_path / d / "results.json").read_text())["algorithm"] == "ppo"
 
 
 def test_experiment_arms_get_their_options_and_the_nominal_arm_stays_the_preset():

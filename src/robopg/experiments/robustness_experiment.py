@@ -76,8 +76,9 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
 
     common = shlex.split(args.all_args)
     extra = arm_options("randomized", args)[len(common) + len(ARMS["randomized"]):]  # what they add to --randomize
-    lines = [f"### {env_id}: {_seeds(len(next(iter(docs.values()))))} per arm, {args.steps:,} steps, grid "
-             f"{' x '.join(args.grid)}, {args.episodes} episodes per cell"
+    per_arm = _seeds(len(next(iter(docs.values()))))
+    lines = [f"### {env_id}: {per_arm} per arm, `{args.algorithm}`, {args.steps:,} steps, "
+             f"grid {' x '.join(args.grid)}, {args.episodes} episodes per cell"
              + (f"; every arm with {shlex.join(common)}" if common else "")
              + (f"; randomised arms with {shlex.join(extra)}" if extra else ""),
              "", "| arm | " + " | ".join(METRICS.values()) + " | per seed (nominal / worst / mean) |",
@@ -95,7 +96,8 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
         seeds = "; ".join(f"{d['nominal_return']:.0f} / {d['worst_return']:.0f} / {d['grid_mean']:.0f}" for d in runs)
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {seeds} |")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"env_id": env_id, "steps": args.steps, "grid": args.grid,
+    (out / "results.json").write_text(json.dumps({"env_id": env_id, "algorithm": args.algorithm, "steps": args.steps,
+                                                  "grid": args.grid,
                                                   "episodes": args.episodes, "randomize": args.randomize,
                                                   "obs_history": args.obs_history,
                                                   "randomize_ramp": args.randomize_ramp,
