@@ -120,6 +120,53 @@ def test_ramped_run_widens_with_env_steps_and_resumes_to_the_same_numbers(tmp_pa
     assert robopg.api.load_config(full.run_dir).randomize_ramp == 1600
 
 
+def test_nominal_fraction_of_starts_is_the_nominal_robot_and_costs_no_draw_without_it():
+    # --randomize-nominal P: each start is the nominal robot with probability P (one uniform draw), else drawn.
+    spec, p, starts = "mass=0.5:1.5,friction=0.5:2:log", 0.3, 4000
+    mixed, plain = (Randomizer(spec, 0.0, 0.0, "0", 1, seed=7, nominal=q) for q in (p, 0.0))
+    default = Randomizer(spec, 0.0, 0.0, "0", 1, seed=7)  # as before the option existed
+    venv = make_vector_env("Hopper-v5", 1, backend="native")
+    venv.reset(seed=0)
+    rows, plain_rows = [], []
+    for _ in range(starts):
+        for r, out in ((mixed, rows), (plain, plain_rows)):
+            r.start(venv, np.array([0]))
+            out.append(r.factors[0].copy())
+        default.start(venv, np.array([0]))
+        np.testing.assert_array_equal(default.factors[0], plain_rows[-1])
+    rows = np.array(rows)
+    at_nominal = (rows == 1.0).all(axis=1)
+    # Binomial count: within 4 standard deviations of starts * p (a false alarm about once in 16,000 runs).
+    assert abs(at_nominal.sum() - starts * p) <= 4 * np.sqrt(starts * p * (1 - p)), at_nominal.sum()
+    drawn = rows[~at_nominal]
+    assert ((drawn[:, 0] >= 0.5) & (drawn[:, 0] <= 1.5) & (drawn[:, 1] >= 0.5) & (drawn[:, 1] <= 2.0)).all()
+    assert not (np.array(plain_rows) == 1.0).all(axis=1).any()
+    venv.close()
+    # Both backends still agree to the bit, and the nominal starts show in the context (log-factors 0).
+    native = same_on_both_backends(randomize_nominal=0.5)
+    assert any((r.context == 0).all(axis=-1).any() for r in native)
+
+
+@pytest.mark.parametrize("args", [["--randomize-nominal", "0.2"], ["--obs-noise", "0.1", "--randomize-nominal", "0.2"],
+                                  ["--randomize", "mass=0.5:1.5", "--randomize-nominal", "1.5"]])
+def test_randomize_nominal_needs_physics_ranges_and_a_fraction(cli, tmp_path, args):
+    out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")
+    assert out.returncode == 2 and "--randomize-nominal" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_with_nominal_starts_resumes_to_the_same_numbers(tmp_path):
+    kw = dict(randomize="mass=0.5:1.5,friction=0.5:1.5", randomize_nominal=0.4, critic_obs="privileged",
+              steps=2400, batch_size=400, checkpoint_every=100)
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(3)])
+    _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
+    plain = robopg.train(tiny("Hopper-v5", **{**kw, "randomize_nominal": 0.0}), tmp_path / "plain")
+    assert _numbers(plain.run_dir) != _numbers(full.run_dir)
+    assert robopg.api.load_config(full.run_dir).randomize_nominal == 0.4
+
+
 def test_action_delay_and_noise():
     r = Randomizer("", 0.0, 0.0, "1", 2, seed=0)
     low, high = np.full(1, -1.0, np.float32), np.full(1, 1.0, np.float32)

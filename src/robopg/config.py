@@ -222,6 +222,9 @@ class Config:
     randomize_focus: float = _f(0.0, "Worst-case focus: this fraction of episode starts draws its robot by rank from "
                                 "the cells of the --randomize ranges where recent episodes returned least, the rest "
                                 "uniformly (0: uniform draws, as without it; docs/robustness.md).", check="unit")
+    randomize_nominal: float = _f(0.0, "This fraction of episode starts is the nominal robot (every --randomize factor "
+                                  "1), the rest drawn from the ranges: the nominal robot stays in the mix however "
+                                  "wide they are (0: every start drawn, as without it).", check="unit")
     randomize_bins: int = _f(4, "With --randomize-focus: cells per randomised parameter (the ranges are cut into "
                              "bins ** parameters cells).", check="positive_int")
     obs_noise: float = _f(0.0, "Std of Gaussian noise added to every observation the policy sees (0: none).",
@@ -316,6 +319,9 @@ class Config:
             raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
         if self.randomize_focus and not self.randomize:
             raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
+        if self.randomize_nominal and not parse_randomize(self.randomize):
+            raise _bad("randomize_nominal", "mixes the nominal robot into the --randomize physics draws: it needs "
+                       "--randomize with physics ranges")
         if self.randomize_focus and self.randomize_bins < 2:
             raise _bad("randomize_bins", f"{self.randomize_bins} cell per parameter cannot focus on anything: use 2 "
                        "or more")

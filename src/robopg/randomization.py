@@ -14,6 +14,10 @@ it, as ``robopg.physics`` does with a ``(num_envs,)`` factor. Factors reach the 
 after the env reset for its new episode (with SAME_STEP autoreset the reset happens inside the step that ended
 the previous episode), so they act from the episode's first step on.
 
+With ``--randomize-nominal P`` an episode start first draws one uniform number: below P, the episode is the
+nominal robot (every factor 1) and nothing more is drawn for its physics; otherwise its factors are drawn as
+without it. Without the option no such number is drawn, so every draw is what it was.
+
 With ``--randomize-focus`` (``robopg.focus``) an episode start first draws its cell of the physics ranges, from the
 probabilities the learner sent for this iteration, then its factors uniformly within that cell: one draw more per
 episode start than without focus.
@@ -48,7 +52,8 @@ class Randomizer:
     the run (a Ray worker holds envs first_env_index, first_env_index + 1, ...)."""
 
     def __init__(self, spec: str, obs_noise: float, action_noise: float, action_delay: str, num_envs: int,
-                 seed: int, first_env_index: int = 0, ramp_steps: int = 0, focus_bins: int = 0):
+                 seed: int, first_env_index: int = 0, ramp_steps: int = 0, focus_bins: int = 0,
+                 nominal: float = 0.0):
         self.ranges = parse_randomize(spec)           # physics name -> (lo, hi, 'uniform' | 'log')
         self.names = tuple(self.ranges)
         self.obs_noise, self.action_noise = float(obs_noise), float(action_noise)
@@ -59,6 +64,7 @@ class Randomizer:
         self._history: np.ndarray | None = None       # [N, max delay + 1, *action shape], newest last
         self._context: np.ndarray | None = None
         # The fraction of each physics range that episodes starting now draw from (1 without a ramp).
+        self.nominal = float(nominal) if self.names else 0.0  # the fraction of starts at the nominal robot
         self.ramp_steps = int(ramp_steps)
         self.width = 0.0 if self.ramp_steps else 1.0
         # --randomize-focus: the cells episode starts draw from, and this iteration's probabilities (uniform
@@ -115,7 +121,9 @@ class Randomizer:
         cdf = None if self.cells is None else np.cumsum(self.cell_probs)
         for i in ids:
             rng = self._env_rngs[i]
-            if cdf is not None:
+            if self.nominal and rng.uniform() < self.nominal:
+                self.factors[i] = 1.0
+            elif cdf is not None:
                 self._draw_in_cell(i, rng, cdf, w)
             else:
                 self._draw(i, rng, w)
@@ -229,7 +237,8 @@ def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, 
     if not config.randomized():
         return None
     r = Randomizer(config.randomize, config.obs_noise, config.action_noise, config.action_delay, num_envs, seed,
-                   first_env_index, config.randomize_ramp, config.randomize_bins if config.randomize_focus else 0)
+                   first_env_index, config.randomize_ramp, config.randomize_bins if config.randomize_focus else 0,
+                   config.randomize_nominal)
     if venv is not None:
         r.check_env(venv)
     return r

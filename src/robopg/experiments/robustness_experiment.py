@@ -57,13 +57,13 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
 
 def arm_options(arm: str, args) -> list[str]:
     """The ``robopg train`` options of ``arm`` beyond the preset's: --all-args for every arm (the nominal arm has
-    nothing else); then the randomised arms' --randomize, --obs-history, --randomize-ramp, --randomize-focus and
-    --train-args."""
+    nothing else); then the randomised arms' --randomize, --obs-history, --randomize-ramp, --randomize-focus,
+    --randomize-nominal and --train-args."""
     options = shlex.split(args.all_args) + [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
     if arm == "nominal":
         return options
     for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp),
-                          ("--randomize-focus", args.randomize_focus)):
+                          ("--randomize-focus", args.randomize_focus), ("--randomize-nominal", args.randomize_nominal)):
         if value:
             options += [option, str(value)]
     return options + shlex.split(args.train_args)
@@ -102,6 +102,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
                                                   "obs_history": args.obs_history,
                                                   "randomize_ramp": args.randomize_ramp,
                                                   "randomize_focus": args.randomize_focus,
+                                                  "randomize_nominal": args.randomize_nominal,
                                                   "train_args": args.train_args, "all_args": args.all_args,
                                                   "distill_steps": args.distill_steps if "distilled" in docs else None,
                                                   "arms": result}, indent=1))
@@ -184,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--randomize-focus", type=float, default=0.0,
                    help="the randomised arms' --randomize-focus: the fraction of episode starts drawn by rank from the "
                    "physics cells where recent episodes returned least (0: uniform)")
+    p.add_argument("--randomize-nominal", type=float, default=0.0,
+                   help="the randomised arms' --randomize-nominal: the fraction of episode starts at the nominal robot "
+                   "(0: every start drawn from the ranges)")
     p.add_argument("--train-args", default="", help="more `robopg train` options for the randomised arms, as one "
                    "string, e.g. '--hidden-sizes 256 256' (the nominal arm stays the preset)")
     p.add_argument("--all-args", default="", help="more `robopg train` options for every arm, the nominal one "
