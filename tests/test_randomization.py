@@ -246,6 +246,16 @@ def test_ray_worker_randomises_its_own_envs():
     np.testing.assert_array_equal(again, second)  # deterministic per worker
 
 
+def test_ray_worker_mixes_in_the_nominal_robot():
+    # A worker builds its randomiser from the run's config: --randomize-nominal 1 makes every start nominal.
+    c = tiny("Hopper-v5", randomize="mass=0.5:1.5", randomize_nominal=1.0, workers=2, envs_per_worker=2,
+             batch_size=64)
+    w = RolloutWorker(c.to_dict(), None, 1, 32)
+    w.collect(w.policy.state_dict(), 0)
+    w.close()
+    assert w.sampler.randomizer.nominal == 1.0 and (w.sampler.randomizer.factors == 1.0).all()
+
+
 @pytest.mark.parametrize("args,option", [
     (["--randomize", "weight=0.5:1.5"], "--randomize"),
     (["--randomize", "mass=1.5:0.5"], "--randomize"),
