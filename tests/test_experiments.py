@@ -373,6 +373,28 @@ class _Page(HTMLParser):
             self._row.append(data.strip())
 
 
+def test_report_shows_the_robustness_maps_of_each_arm(cli, pendulum_runs, tmp_path):
+    # Runs with a robustness.json (robopg robustness) get a section: each arm's mean over its runs, and the maps.
+    import json
+    import shutil
+
+    for seed, offset in ((0, 0.0), (1, 100.0)):
+        run = shutil.copytree(pendulum_runs / f"rtg-s{seed}", tmp_path / "sweep" / f"rtg-s{seed}")
+        cells = [{"mass": m, "friction": f, "mean_return": offset + 10 * i, "std_return": 0.0, "episodes": 1}
+                 for i, (m, f) in enumerate((m, f) for m in (0.5, 1.0) for f in (0.5, 1.0))]
+        doc = {"grid": {"mass": [0.5, 1.0], "friction": [0.5, 1.0]}, "nominal_return": offset + 30.0,
+               "worst_return": offset, "grid_mean": offset + 15.0, "cells": cells}
+        (run / "robustness").mkdir()
+        (run / "robustness" / "robustness.json").write_text(json.dumps(doc))
+    out = cli("report", tmp_path / "sweep", "--out", tmp_path / "r.html", "--no-video", timeout=300)
+    assert out.returncode == 0, out.stderr
+    page = _Page()
+    page.feed((tmp_path / "r.html").read_text())
+    assert page.tables["robustness-table"] == [["arm", "runs", "nominal return", "worst cell", "grid mean"],
+                                               ["rtg", "2", "80.0", "50.0", "65.0"]]
+    assert base64.b64decode(page.ids["maps"][1]["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_report_is_one_self_contained_page(cli, pendulum_runs, tmp_path):
     # Synthetic runs with returns below any real pendulum run's, so the best run has a policy to film.
     import yaml

@@ -214,3 +214,23 @@ def test_experiment_distilled_arm_is_a_teacher_then_its_student_on_one_budget(tm
         with pytest.raises(SystemExit) as e:
             main(["--arms", "distilled", "--steps", "4096", "--distill-steps", bad])
         assert e.value.code == 2
+
+
+def test_maps_side_by_side_share_one_colour_scale():
+    # A colour must mean the same return in every arm's panel (the experiment's maps.png, robopg report's maps).
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import QuadMesh
+
+    from robopg.robustness import mean_map, plot_maps
+
+    def doc(values):
+        cells = [{"mass": m, "friction": f, "mean_return": v, "std_return": 0.0}
+                 for (m, f), v in zip([(m, f) for m in (0.5, 1.0) for f in (0.5, 1.0)], values)]
+        return {"grid": {"mass": [0.5, 1.0], "friction": [0.5, 1.0]}, "nominal_return": values[-1], "cells": cells}
+
+    low = mean_map([doc([10.0, 20.0, 30.0, 40.0]), doc([30.0, 40.0, 50.0, 60.0])])
+    assert [c["mean_return"] for c in low["cells"]] == [20.0, 30.0, 40.0, 50.0] and low["nominal_return"] == 50.0
+    fig = plot_maps({"low": low, "high": doc([100.0, 200.0, 300.0, 400.0])})
+    meshes = [a for ax in fig.axes if ax.get_title() for a in ax.get_children() if isinstance(a, QuadMesh)]
+    assert len(meshes) == 2 and all(m.get_clim() == (20.0, 400.0) for m in meshes)
+    plt.close(fig)

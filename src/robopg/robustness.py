@@ -127,8 +127,34 @@ def write_outputs(doc: dict, out: Path, title: str) -> list[Path]:
     return [out / "robustness.csv", out / "robustness.json", out / "robustness.png"]
 
 
-def plot_map(doc: dict, png: Path, title: str, ax=None) -> None:
-    """A heatmap (2-D grid) or a curve (1-D) of the mean return, the nominal robot marked."""
+def mean_map(docs: list[dict]) -> dict:
+    """The map of several runs evaluated on the same grid: each cell's mean return, and the nominal return,
+    averaged over the runs."""
+    mean = dict(docs[0], nominal_return=sum(d["nominal_return"] for d in docs) / len(docs))
+    mean["cells"] = [dict(c, mean_return=sum(d["cells"][i]["mean_return"] for d in docs) / len(docs))
+                     for i, c in enumerate(docs[0]["cells"])]
+    return mean
+
+
+def plot_maps(maps: dict[str, dict]):
+    """The figure of several maps (title -> map) side by side, heatmaps on one colour scale so that a colour
+    is the same return in every panel (the caller saves and closes it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [c["mean_return"] for m in maps.values() for c in m["cells"]]
+    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.2), dpi=100, squeeze=False)
+    for ax, (title, doc) in zip(axes[0], maps.items()):
+        plot_map(doc, None, title, ax=ax, limits=(min(cells), max(cells)))
+    fig.tight_layout()
+    return fig
+
+
+def plot_map(doc: dict, png: Path | None, title: str, ax=None, limits: tuple[float, float] | None = None) -> None:
+    """A heatmap (2-D grid) or a curve (1-D) of the mean return, the nominal robot marked; ``limits``: the
+    colour scale's (default: this map's own range)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +177,8 @@ def plot_map(doc: dict, png: Path, title: str, ax=None) -> None:
     else:
         ys, xs = doc["grid"][names[0]], doc["grid"][names[1]]
         z = means.reshape(len(ys), len(xs))
-        im = ax.pcolormesh(_edges(xs), _edges(ys), z, cmap="viridis", shading="flat")
+        vmin, vmax = limits or (None, None)
+        im = ax.pcolormesh(_edges(xs), _edges(ys), z, cmap="viridis", shading="flat", vmin=vmin, vmax=vmax)
         for (i, j), v in np.ndenumerate(z):
             ax.text(xs[j], ys[i], f"{v:.0f}", ha="center", va="center", fontsize=7, color="w")
         ax.plot([1.0], [1.0], "r*", markersize=14, label="nominal")

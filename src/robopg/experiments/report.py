@@ -149,23 +149,15 @@ def robustness_section(cmp: Comparison) -> str:
             maps[a.label] = docs
     if not maps:
         return ""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..robustness import plot_map
+    from ..robustness import mean_map, plot_maps
 
-    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.2), dpi=100, squeeze=False)
     rows = [["arm", "runs", "nominal return", "worst cell", "grid mean"]]
-    for ax, (label, docs) in zip(axes[0], maps.items()):
-        mean = dict(docs[0], nominal_return=sum(d["nominal_return"] for d in docs) / len(docs))
-        mean["cells"] = [dict(c, mean_return=sum(d["cells"][i]["mean_return"] for d in docs) / len(docs))
-                         for i, c in enumerate(docs[0]["cells"])]
-        plot_map(mean, Path("unused.png"), f"{label} (mean of {len(docs)} runs)", ax=ax)
+    for label, docs in maps.items():
         rows.append([label, str(len(docs))] + [f"{sum(d[k] for d in docs) / len(docs):,.1f}"
                                                for k in ("nominal_return", "worst_return", "grid_mean")])
-    fig.tight_layout()
+    fig = plot_maps({f"{label} (mean of {len(docs)} runs)": mean_map(docs) for label, docs in maps.items()})
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

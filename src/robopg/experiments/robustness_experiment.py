@@ -118,21 +118,11 @@ def _seeds(n: int) -> str:
 
 def _maps(env_id: str, docs: dict[str, list[dict]], png: Path) -> None:
     """Each arm's map averaged over its seeds, side by side, on one colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..robustness import plot_map
+    from ..robustness import mean_map, plot_maps
 
-    fig, axes = plt.subplots(1, len(docs), figsize=(5.2 * len(docs), 4.2), dpi=100, squeeze=False)
-    for ax, (arm, runs) in zip(axes[0], docs.items()):
-        mean = dict(runs[0])
-        mean["cells"] = [dict(c, mean_return=sum(r["cells"][i]["mean_return"] for r in runs) / len(runs))
-                         for i, c in enumerate(runs[0]["cells"])]
-        mean["nominal_return"] = sum(r["nominal_return"] for r in runs) / len(runs)
-        plot_map(mean, png, f"{env_id} {arm} (mean of {_seeds(len(runs))})", ax=ax)
-    fig.tight_layout()
+    fig = plot_maps({f"{env_id} {arm} (mean of {_seeds(len(runs))})": mean_map(runs) for arm, runs in docs.items()})
     fig.savefig(png)
     plt.close(fig)
 
