@@ -112,12 +112,18 @@ def test_ramped_run_widens_with_env_steps_and_resumes_to_the_same_numbers(tmp_pa
                         callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
     spread = ramp_bound_holds(contexts, 1600)
     assert spread[-1] > 0.25  # beyond the half-width range of env step 800
+    resumes_and_matters(full, kw, "randomize_ramp", 0, tmp_path, cut_at=2)
+
+
+def resumes_and_matters(full, kw, option, off, tmp_path, cut_at):
+    """``full`` (trained with ``kw``) is what the same run gives when cut at iteration ``cut_at`` and resumed;
+    ``option`` set to ``off`` gives other numbers; config.yaml records the option."""
     with pytest.raises(TrainingInterrupted):
-        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(2)])
+        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(cut_at)])
     _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
-    unramped = robopg.train(tiny("Hopper-v5", **{**kw, "randomize_ramp": 0}), tmp_path / "unramped")
-    assert _numbers(unramped.run_dir) != _numbers(full.run_dir)
-    assert robopg.api.load_config(full.run_dir).randomize_ramp == 1600
+    other = robopg.train(tiny("Hopper-v5", **{**kw, option: off}), tmp_path / "off")
+    assert _numbers(other.run_dir) != _numbers(full.run_dir)
+    assert getattr(robopg.api.load_config(full.run_dir), option) == kw[option]
 
 
 def test_nominal_fraction_of_starts_is_the_nominal_robot_and_costs_no_draw_without_it():
@@ -159,12 +165,7 @@ def test_run_with_nominal_starts_resumes_to_the_same_numbers(tmp_path):
     kw = dict(randomize="mass=0.5:1.5,friction=0.5:1.5", randomize_nominal=0.4, critic_obs="privileged",
               steps=2400, batch_size=400, checkpoint_every=100)
     full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full")
-    with pytest.raises(TrainingInterrupted):
-        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(3)])
-    _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
-    plain = robopg.train(tiny("Hopper-v5", **{**kw, "randomize_nominal": 0.0}), tmp_path / "plain")
-    assert _numbers(plain.run_dir) != _numbers(full.run_dir)
-    assert robopg.api.load_config(full.run_dir).randomize_nominal == 0.4
+    resumes_and_matters(full, kw, "randomize_nominal", 0.0, tmp_path, cut_at=3)
 
 
 def test_action_delay_and_noise():
