@@ -63,8 +63,8 @@ class Randomizer:
         self.delay = np.full(num_envs, self.delay_range[0], dtype=np.int64)
         self._history: np.ndarray | None = None       # [N, max delay + 1, *action shape], newest last
         self._context: np.ndarray | None = None
-        # The fraction of each physics range that episodes starting now draw from (1 without a ramp).
         self.nominal = float(nominal) if self.names else 0.0  # the fraction of starts at the nominal robot
+        # The fraction of each physics range that episodes starting now draw from (1 without a ramp).
         self.ramp_steps = int(ramp_steps)
         self.width = 0.0 if self.ramp_steps else 1.0
         # --randomize-focus: the cells episode starts draw from, and this iteration's probabilities (uniform
