@@ -88,6 +88,46 @@ def test_ramp_shrinks_the_same_draws_towards_the_nominal_robot():
     np.testing.assert_array_equal(ramped.factors, full.factors)
 
 
+def test_randomize_after_holds_the_nominal_robot_then_opens_the_ranges():
+    venv = make_vector_env("Hopper-v5", 4, backend="native")
+    full = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7)
+    late = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7, after_steps=1000)
+    late_ramped = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7, ramp_steps=1000, after_steps=1000)
+    log = np.array([dist == "log" for _, _, dist in full.ranges.values()])
+
+    def start_all(steps):
+        for r in (late, late_ramped):
+            r.advance(steps)
+        for r in (full, late, late_ramped):
+            r.start(venv, np.arange(4))
+
+    start_all(0)
+    start_all(999)                                              # the same draws made, the nominal robot kept
+    for r in (late, late_ramped):
+        np.testing.assert_array_equal(r.factors, 1.0)
+        np.testing.assert_array_equal(r.delay, full.delay)      # delays are not held back
+    start_all(1000)                                             # opened at once: the draws without it, to the bit
+    np.testing.assert_array_equal(late.factors, full.factors)
+    np.testing.assert_array_equal(late_ramped.factors, 1.0)     # ...or widening over the ramp from here
+    start_all(1250)
+    shrunk = np.where(log, np.exp(0.25 * np.log(full.factors)), 1.0 + 0.25 * (full.factors - 1.0))
+    np.testing.assert_allclose(late_ramped.factors, shrunk, rtol=1e-12)
+    np.testing.assert_array_equal(late.factors, full.factors)
+
+
+def test_run_randomised_after_its_first_steps_resumes_to_the_same_numbers(tmp_path):
+    kw = dict(randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_after=1200, critic_obs="privileged",
+              steps=2400, batch_size=400, checkpoint_every=100)
+    contexts = []
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full",
+                        callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
+    for steps, context in contexts:
+        if steps < 1200:  # a privileged critic's context: log factors, 0 at the nominal robot
+            np.testing.assert_array_equal(context, 0.0)
+    assert np.abs(contexts[-1][1]).max() > 0.1
+    resumes_and_matters(full, kw, "randomize_after", 0, tmp_path, cut_at=2)
+
+
 def ramp_bound_holds(contexts, ramp_steps):
     """``contexts``: (env steps before the iteration, its rollout's context) per iteration, for --randomize
     "mass=0.5:1.5,friction=0.5:2:log". Every episode in it started at a width no larger than the iteration's;
@@ -273,6 +313,8 @@ def test_ray_worker_mixes_in_the_nominal_robot():
     (["--randomize", "mass=0.5:1.5", "--critic-obs", "privileged", "--critic-context-noise", "-0.1"],
      "--critic-context-noise"),
     (["--randomize", "mass=0.5:1.5", "--randomize-ramp", "-5"], "--randomize-ramp"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "-5"], "--randomize-after"),
+    (["--obs-noise", "0.1", "--randomize-after", "1000"], "--randomize-after"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")

@@ -160,8 +160,8 @@ def test_experiment_summary_with_one_seed_and_with_two(cli, hopper_run, tmp_path
     doc = json.loads((tmp_path / "m" / "robustness.json").read_text())
     other = dict(doc, nominal_return=doc["nominal_return"] + 100.0)
     args = Namespace(algorithm="ppo", steps=2048, grid=["mass=0.8:1.2:2", "friction=0.8:1.2:2"], episodes=1,
-                     randomize="mass=0.5:1.5", obs_history=0, randomize_ramp=0, randomize_focus=0.0,
-                     randomize_nominal=0.0, train_args="", all_args="")
+                     randomize="mass=0.5:1.5", obs_history=0, randomize_ramp=0, randomize_after=0,
+                     randomize_focus=0.0, randomize_nominal=0.0, train_args="", all_args="")
     one = summarize("Hopper-v5", {"nominal": [doc], "randomized": [doc]}, tmp_path / "one", args)
     assert f"| nominal | {doc['nominal_return']:,.0f} | " in one and "[" not in one
     two = summarize("Hopper-v5", {"nominal": [doc, other], "randomized": [doc, other]}, tmp_path / "two", args)
@@ -178,11 +178,12 @@ def test_experiment_arms_get_their_options_and_the_nominal_arm_stays_the_preset(
 
     from robopg.experiments.robustness_experiment import arm_options, main
 
-    args = Namespace(randomize="mass=0.5:1.5", obs_history=3, randomize_ramp=0, randomize_focus=0.5,
-                     randomize_nominal=0.25, train_args="--hidden-sizes 256 256", all_args="")
+    args = Namespace(randomize="mass=0.5:1.5", obs_history=3, randomize_ramp=0, randomize_after=500000,
+                     randomize_focus=0.5, randomize_nominal=0.25, train_args="--hidden-sizes 256 256", all_args="")
     assert arm_options("nominal", args) == []
     assert arm_options("randomized", args) == ["--randomize", "mass=0.5:1.5", "--obs-history", "3",
-                                               "--randomize-focus", "0.5", "--randomize-nominal", "0.25",
+                                               "--randomize-after", "500000", "--randomize-focus", "0.5",
+                                               "--randomize-nominal", "0.25",
                                                "--hidden-sizes", "256", "256"]
     assert arm_options("privileged", args)[:4] == ["--randomize", "mass=0.5:1.5", "--critic-obs", "privileged"]
     # --all-args: every arm, the nominal one too, so that a change of batch shape is compared like for like.

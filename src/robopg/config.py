@@ -219,6 +219,9 @@ class Config:
     randomize_ramp: int = _f(0, "Env steps over which the --randomize ranges widen linearly from the nominal robot "
                              "(every factor 1) to their full width: a curriculum (0: full width from the start).",
                              check="count")
+    randomize_after: int = _f(0, "Env steps of the nominal robot before the --randomize ranges open (then at full "
+                              "width, or widening over --randomize-ramp): pretraining where the robot learns its gait "
+                              "(0: randomised from the start).", check="count")
     randomize_focus: float = _f(0.0, "Worst-case focus: this fraction of episode starts draws its robot by rank from "
                                 "the cells of the --randomize ranges where recent episodes returned least, the rest "
                                 "uniformly (0: uniform draws, as without it; docs/robustness.md).", check="unit")
@@ -317,6 +320,9 @@ class Config:
                        "inputs: it needs --randomize")
         if self.randomize_ramp and not self.randomize:
             raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
+        if self.randomize_after and not parse_randomize(self.randomize):
+            raise _bad("randomize_after", "opens the --randomize physics ranges after the run's first steps: it needs "
+                       "--randomize with physics ranges")
         if self.randomize_focus and not self.randomize:
             raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
         if self.randomize_nominal and not parse_randomize(self.randomize):

@@ -25,6 +25,8 @@ episode start than without focus.
 A ramp (``--randomize-ramp STEPS``) is a curriculum: the physics ranges widen linearly with the run's env steps,
 from the nominal robot (every factor 1) to their full width at STEPS. The draw is the same uniform number, shrunk
 towards 1 (for log-uniform ranges, in log space), so a ramp changes what is drawn, never how many draws are made.
+``--randomize-after STEPS`` holds the width at 0 (the nominal robot, the same draws made) for the run's first STEPS
+env steps, then opens the ranges: at once, or over the ramp's STEPS after it. Pretraining on the nominal robot.
 
 The delayed action: the robot receives the action chosen ``k`` control steps earlier; for an episode's first
 ``k`` steps, zeros (the motors at rest). The policy's own sample is what the rollout stores, so the policy
@@ -53,7 +55,7 @@ class Randomizer:
 
     def __init__(self, spec: str, obs_noise: float, action_noise: float, action_delay: str, num_envs: int,
                  seed: int, first_env_index: int = 0, ramp_steps: int = 0, focus_bins: int = 0,
-                 nominal: float = 0.0):
+                 nominal: float = 0.0, after_steps: int = 0):
         self.ranges = parse_randomize(spec)           # physics name -> (lo, hi, 'uniform' | 'log')
         self.names = tuple(self.ranges)
         self.obs_noise, self.action_noise = float(obs_noise), float(action_noise)
@@ -64,9 +66,10 @@ class Randomizer:
         self._history: np.ndarray | None = None       # [N, max delay + 1, *action shape], newest last
         self._context: np.ndarray | None = None
         self.nominal = float(nominal) if self.names else 0.0  # the fraction of starts at the nominal robot
-        # The fraction of each physics range that episodes starting now draw from (1 without a ramp).
-        self.ramp_steps = int(ramp_steps)
-        self.width = 0.0 if self.ramp_steps else 1.0
+        # The fraction of each physics range that episodes starting now draw from (1 without a ramp or a start
+        # after the run's first steps).
+        self.ramp_steps, self.after_steps = int(ramp_steps), int(after_steps)
+        self.width = self._width(0)
         # --randomize-focus: the cells episode starts draw from, and this iteration's probabilities (uniform
         # until the learner sends its own).
         self.cells = Cells(spec, focus_bins) if focus_bins and self.names else None
@@ -103,13 +106,18 @@ class Randomizer:
     def advance(self, env_steps: int, cell_probs: np.ndarray | None = None) -> None:
         """The run has taken ``env_steps`` env steps: set the ranges' width for the episodes that start next, and
         (--randomize-focus) the probabilities they draw their cells with."""
-        if self.ramp_steps:
-            self.width = min(1.0, env_steps / self.ramp_steps)
+        self.width = self._width(env_steps)
         if cell_probs is not None and self.cells is not None:
             cell_probs = np.asarray(cell_probs, dtype=float)
             if cell_probs.shape != (self.cells.count,):
                 raise ValueError(f"{cell_probs.shape[0]} cell probabilities for {self.cells.count} cells")
             self.cell_probs = cell_probs
+
+    def _width(self, env_steps: int) -> float:
+        opened = env_steps - self.after_steps
+        if opened < 0:
+            return 0.0
+        return min(1.0, opened / self.ramp_steps) if self.ramp_steps else 1.0
 
     # --- episode starts ---------------------------------------------------------------------------------
     def start(self, venv, ids: np.ndarray) -> None:
@@ -238,7 +246,7 @@ def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, 
         return None
     r = Randomizer(config.randomize, config.obs_noise, config.action_noise, config.action_delay, num_envs, seed,
                    first_env_index, config.randomize_ramp, config.randomize_bins if config.randomize_focus else 0,
-                   config.randomize_nominal)
+                   config.randomize_nominal, config.randomize_after)
     if venv is not None:
         r.check_env(venv)
     return r

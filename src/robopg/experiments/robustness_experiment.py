@@ -57,13 +57,14 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
 
 def arm_options(arm: str, args) -> list[str]:
     """The ``robopg train`` options of ``arm`` beyond the preset's: --all-args for every arm (the nominal arm has
-    nothing else); then the randomised arms' --randomize, --obs-history, --randomize-ramp, --randomize-focus,
-    --randomize-nominal and --train-args."""
+    nothing else); then the randomised arms' --randomize, --obs-history, --randomize-ramp, --randomize-after,
+    --randomize-focus, --randomize-nominal and --train-args."""
     options = shlex.split(args.all_args) + [args.randomize if a == "RANDOMIZE" else a for a in ARMS[arm]]
     if arm == "nominal":
         return options
     for option, value in (("--obs-history", args.obs_history), ("--randomize-ramp", args.randomize_ramp),
-                          ("--randomize-focus", args.randomize_focus), ("--randomize-nominal", args.randomize_nominal)):
+                          ("--randomize-after", args.randomize_after), ("--randomize-focus", args.randomize_focus),
+                          ("--randomize-nominal", args.randomize_nominal)):
         if value:
             options += [option, str(value)]
     return options + shlex.split(args.train_args)
@@ -101,6 +102,7 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
                                                   "episodes": args.episodes, "randomize": args.randomize,
                                                   "obs_history": args.obs_history,
                                                   "randomize_ramp": args.randomize_ramp,
+                                                  "randomize_after": args.randomize_after,
                                                   "randomize_focus": args.randomize_focus,
                                                   "randomize_nominal": args.randomize_nominal,
                                                   "train_args": args.train_args, "all_args": args.all_args,
@@ -172,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--randomize-ramp", type=int, default=0,
                    help="the randomised arms' --randomize-ramp: env steps over which their ranges widen from the "
                    "nominal robot (0: full width from the start)")
+    p.add_argument("--randomize-after", type=int, default=0,
+                   help="the randomised arms' --randomize-after: env steps of the nominal robot before their ranges "
+                   "open (0: randomised from the start)")
     p.add_argument("--randomize-focus", type=float, default=0.0,
                    help="the randomised arms' --randomize-focus: the fraction of episode starts drawn by rank from the "
                    "physics cells where recent episodes returned least (0: uniform)")
