@@ -128,13 +128,13 @@ def test_run_randomised_after_its_first_steps_resumes_to_the_same_numbers(tmp_pa
     resumes_and_matters(full, kw, "randomize_after", 0, tmp_path, cut_at=2)
 
 
-def ramp_bound_holds(contexts, ramp_steps):
+def ramp_bound_holds(contexts, ramp_steps, after=0):
     """``contexts``: (env steps before the iteration, its rollout's context) per iteration, for --randomize
-    "mass=0.5:1.5,friction=0.5:2:log". Every episode in it started at a width no larger than the iteration's;
-    returns each iteration's largest mass deviation from 1."""
+    "mass=0.5:1.5,friction=0.5:2:log" (ramped over ``ramp_steps`` from env step ``after``). Every episode in it
+    started at a width no larger than the iteration's; returns each iteration's largest mass deviation from 1."""
     spread = []
     for steps, context in contexts:
-        w = min(1.0, steps / ramp_steps)
+        w = min(1.0, max(0, steps - after) / ramp_steps)
         factors = np.exp(context.astype(np.float64)).reshape(-1, 2)
         assert (np.abs(factors[:, 0] - 1) <= 0.5 * w + 1e-6).all(), (steps, w)
         assert (np.abs(context[..., 1]) <= w * np.log(2) + 1e-6).all(), (steps, w)

@@ -196,6 +196,11 @@ def test_workers_widen_a_ramped_randomisation_with_the_runs_env_steps(ray_cluste
     robopg.train(tiny("Hopper-v5", **kw), tmp_path / "a",
                  callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
     assert ramp_bound_holds(contexts, 1024)[-1] > 0.25
+    contexts.clear()  # --randomize-after: the workers hold the nominal robot until the run's env step 512
+    robopg.train(tiny("Hopper-v5", **kw, randomize_after=512), tmp_path / "b",
+                 callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
+    spread = ramp_bound_holds(contexts, 1024, after=512)
+    assert spread[1] == 0.0 and spread[-1] > 0.1
 
 
 def test_workers_draw_from_the_learners_focus_and_reproduce(ray_cluster, tmp_path):
