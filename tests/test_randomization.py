@@ -315,6 +315,7 @@ def test_ray_worker_mixes_in_the_nominal_robot():
     (["--randomize", "mass=0.5:1.5", "--randomize-ramp", "-5"], "--randomize-ramp"),
     (["--randomize", "mass=0.5:1.5", "--randomize-after", "-5"], "--randomize-after"),
     (["--obs-noise", "0.1", "--randomize-after", "1000"], "--randomize-after"),
+    (["--randomize", "mass=0.5:1.5", "--steps", "1000", "--randomize-after", "1000"], "--randomize-after"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")

@@ -323,6 +323,9 @@ class Config:
         if self.randomize_after and not parse_randomize(self.randomize):
             raise _bad("randomize_after", "opens the --randomize physics ranges after the run's first steps: it needs "
                        "--randomize with physics ranges")
+        if self.randomize_after and self.randomize_after >= self.steps:
+            raise _bad("randomize_after", f"{self.randomize_after:,} env steps of the nominal robot leave none of the "
+                       f"run's {self.steps:,} randomised: give fewer than --steps")
         if self.randomize_focus and not self.randomize:
             raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
         if self.randomize_nominal and not parse_randomize(self.randomize):
