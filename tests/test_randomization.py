@@ -8,7 +8,7 @@ import torch
 
 import robopg
 from robopg import make_config
-from robopg.config import ConfigError, parse_delay, parse_randomize
+from robopg.config import ConfigError, parse_delay, parse_randomize, parse_start
 from robopg.envs import make_vector_env
 from robopg.metrics import read_csv
 from robopg.physics import get_physics
@@ -28,6 +28,10 @@ def test_parse_specs():
     assert parse_randomize("mass=0.7:1.3, friction=0.5:2:log") == {
         "body_mass": (0.7, 1.3, "uniform"), "geom_friction": (0.5, 2.0, "log")}
     assert parse_randomize("") == {}
+    assert parse_start("mass=1.5, friction=0.8") == {"body_mass": 1.5, "geom_friction": 0.8}
+    for bad in ("weight=1.5", "mass", "mass=0", "mass=x", "mass=1.5:2", "mass=1,mass=2"):
+        with pytest.raises(ValueError):
+            parse_start(bad)
     assert parse_delay("0") == (0, 0) and parse_delay("0:2") == (0, 2) and parse_delay("3") == (3, 3)
     for bad in ("weight=1:2", "mass=1.3:0.7", "mass=0:1", "mass=-1:1", "mass=1", "mass=a:b", "mass=1:2:cubic",
                 "mass=1:2,mass=1:3", "mass=1:inf"):
@@ -115,6 +119,38 @@ def test_randomize_after_holds_the_nominal_robot_then_opens_the_ranges():
     np.testing.assert_array_equal(late.factors, full.factors)
 
 
+def test_randomize_start_is_the_robot_before_the_ranges_open_and_the_ramp_widens_from_it():
+    venv = make_vector_env("Hopper-v5", 4, backend="native")
+    full = Randomizer(SPEC, 0, 0, "0", 4, seed=7)
+    start = "mass=1.25,friction=0.8"                              # damping and gear: the nominal 1
+    late = Randomizer(SPEC, 0, 0, "0", 4, seed=7, after_steps=1000, start=start)
+    late_ramped = Randomizer(SPEC, 0, 0, "0", 4, seed=7, ramp_steps=1000, after_steps=1000, start=start)
+    log = np.array([dist == "log" for _, _, dist in full.ranges.values()])
+    robot = np.array([1.25, 0.8, 1.0, 1.0])
+
+    def start_all(steps):
+        for r in (late, late_ramped):
+            r.advance(steps)
+        for r in (full, late, late_ramped):
+            r.start(venv, np.arange(4))
+
+    start_all(0)
+    for r in (late, late_ramped):
+        np.testing.assert_allclose(r.factors, np.broadcast_to(robot, (4, 4)), rtol=1e-15)
+    mass = get_physics(venv)["body_mass"]                         # the start robot is what the envs run
+    nominal = make_vector_env("Hopper-v5", 1, backend="native")
+    np.testing.assert_allclose(mass, 1.25 * np.broadcast_to(get_physics(nominal)["body_mass"], mass.shape))
+    start_all(1000)
+    np.testing.assert_array_equal(late.factors, full.factors)     # opened at once: the draws without it, to the bit
+    start_all(1250)                                               # a quarter of the way from the start robot
+    at = np.where(log, np.log(robot), robot)
+    x = np.where(log, np.log(full.factors), full.factors)
+    shrunk = np.where(log, np.exp(at + 0.25 * (x - at)), at + 0.25 * (x - at))
+    np.testing.assert_allclose(late_ramped.factors, shrunk, rtol=1e-12)
+    start_all(2000)
+    np.testing.assert_array_equal(late_ramped.factors, full.factors)
+
+
 def test_run_randomised_after_its_first_steps_resumes_to_the_same_numbers(tmp_path):
     kw = dict(randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_after=1200, critic_obs="privileged",
               steps=2400, batch_size=400, checkpoint_every=100)
@@ -126,6 +162,19 @@ def test_run_randomised_after_its_first_steps_resumes_to_the_same_numbers(tmp_pa
             np.testing.assert_array_equal(context, 0.0)
     assert np.abs(contexts[-1][1]).max() > 0.1
     resumes_and_matters(full, kw, "randomize_after", 0, tmp_path, cut_at=2)
+
+
+def test_run_that_starts_on_another_robot_resumes_to_the_same_numbers(tmp_path):
+    kw = dict(randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_after=1200, randomize_start="mass=1.4",
+              critic_obs="privileged", steps=2400, batch_size=400, checkpoint_every=100)
+    contexts = []
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full",
+                        callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
+    for steps, context in contexts:
+        if steps < 1200:  # the critic's context: log factors, the start robot's until the ranges open
+            np.testing.assert_allclose(context[..., 0], np.float32(np.log(1.4)))
+            np.testing.assert_array_equal(context[..., 1], 0.0)
+    resumes_and_matters(full, kw, "randomize_start", "", tmp_path, cut_at=2)
 
 
 def ramp_bound_holds(contexts, ramp_steps, after=0):
@@ -316,6 +365,12 @@ def test_ray_worker_mixes_in_the_nominal_robot():
     (["--randomize", "mass=0.5:1.5", "--randomize-after", "-5"], "--randomize-after"),
     (["--obs-noise", "0.1", "--randomize-after", "1000"], "--randomize-after"),
     (["--randomize", "mass=0.5:1.5", "--steps", "1000", "--randomize-after", "1000"], "--randomize-after"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-start", "mass=1.5"], "--randomize-start"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "friction=1.5"],
+     "--randomize-start"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass=-1"],
+     "--randomize-start"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass"], "--randomize-start"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")

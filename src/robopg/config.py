@@ -92,6 +92,7 @@ CHECKS = {
     else f"must map keyword names to values, got {v!r}",
     "randomize": lambda v: _reason(parse_randomize, v),
     "delay": lambda v: _reason(parse_delay, v),
+    "start": lambda v: _reason(parse_start, v),
 }
 CHECKS.update({f"optional_{k}": _optional(CHECKS[k]) for k in ("positive", "positive_int", "count", "non_negative")})
 CHECKS["optional_bool"] = lambda v: None if v is None or isinstance(v, bool) else f"must be true or false, got {v!r}"
@@ -217,11 +218,16 @@ class Config:
                         "Names: " + ", ".join(RANDOMIZE_PARAMS) + ". Seeded from --seed; empty: the nominal robot.",
                         check="randomize")
     randomize_ramp: int = _f(0, "Env steps over which the --randomize ranges widen linearly from the nominal robot "
-                             "(every factor 1) to their full width: a curriculum (0: full width from the start).",
+                             "(every factor 1; or --randomize-start's) to their full width: a curriculum (0: full "
+                             "width from the start).",
                              check="count")
-    randomize_after: int = _f(0, "Env steps of the nominal robot before the --randomize ranges open (then at full "
-                              "width, or widening over --randomize-ramp): pretraining where the robot learns its gait "
+    randomize_after: int = _f(0, "Env steps of the nominal robot (or --randomize-start's) before the --randomize "
+                              "ranges open (then at full width, or widening over --randomize-ramp): pretraining "
+                              "where the robot learns its gait "
                               "(0: randomised from the start).", check="count")
+    randomize_start: str = _f("", "The robot before the --randomize ranges open (--randomize-after) and that they "
+                              "widen from (--randomize-ramp): scale factors of --randomize's parameters, e.g. "
+                              "mass=1.5 (NAME=S,...; the others 1). Empty: the nominal robot.", check="start")
     randomize_focus: float = _f(0.0, "Worst-case focus: this fraction of episode starts draws its robot by rank from "
                                 "the cells of the --randomize ranges where recent episodes returned least, the rest "
                                 "uniformly (0: uniform draws, as without it; docs/robustness.md).", check="unit")
@@ -326,6 +332,14 @@ class Config:
         if self.randomize_after and self.randomize_after >= self.steps:
             raise _bad("randomize_after", f"{self.randomize_after:,} env steps of the nominal robot leave none of the "
                        f"run's {self.steps:,} randomised: give fewer than --steps")
+        if self.randomize_start:
+            if not (self.randomize_after or self.randomize_ramp):
+                raise _bad("randomize_start", "is the robot before the --randomize ranges open or widen: it needs "
+                           "--randomize-after or --randomize-ramp")
+            extra = set(parse_start(self.randomize_start)) - set(parse_randomize(self.randomize))
+            if extra:
+                raise _bad("randomize_start", f"scales {', '.join(sorted(extra))}, which --randomize does not "
+                           "randomise: name only its parameters")
         if self.randomize_focus and not self.randomize:
             raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
         if self.randomize_nominal and not parse_randomize(self.randomize):
@@ -500,6 +514,29 @@ def parse_randomize(text: str) -> dict[str, tuple[float, float, str]]:
         if param in out:
             raise ValueError(f"{name!r} is given twice")
         out[param] = (lo, hi, bits[2] if len(bits) == 3 else "uniform")
+    return out
+
+
+def parse_start(text: str) -> dict[str, float]:
+    """'mass=1.5,friction=0.8' -> {'body_mass': 1.5, 'geom_friction': 0.8}: one scale factor per named
+    parameter. ValueError (its message names the part) for an unknown name, a part that is not NAME=S, or a
+    scale that is not positive and finite."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, eq, value = (x.strip() for x in part.partition("="))
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = None
+        if not eq or scale is None:
+            raise ValueError(f"cannot read {part!r}: write NAME=SCALE")
+        # One factor is a range from itself to itself: parse_randomize's names and checks.
+        (param, _), = parse_randomize(f"{name}={value}:{value}").items()
+        if param in out:
+            raise ValueError(f"{name!r} is given twice")
+        out[param] = scale
     return out
 
 

@@ -35,7 +35,8 @@ def student_values(teacher: Config, teacher_run: str | Path) -> dict:
     _check_teacher(teacher, teacher_run)
     values = {k: v for k, v in teacher.to_dict().items() if k not in ("run_dir", "name", "steps")}
     return {**values, "policy_obs": "estimated", "distill_from": str(teacher_run), "randomize_ramp": 0,
-            "randomize_after": 0, "randomize_focus": 0.0, "critic_obs": "obs", "critic_context_noise": None}
+            "randomize_after": 0, "randomize_start": "", "randomize_focus": 0.0, "critic_obs": "obs",
+            "critic_context_noise": None}
 
 
 def init_student(policy, fit, config, teacher) -> None:

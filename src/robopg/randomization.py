@@ -26,7 +26,10 @@ A ramp (``--randomize-ramp STEPS``) is a curriculum: the physics ranges widen li
 from the nominal robot (every factor 1) to their full width at STEPS. The draw is the same uniform number, shrunk
 towards 1 (for log-uniform ranges, in log space), so a ramp changes what is drawn, never how many draws are made.
 ``--randomize-after STEPS`` holds the width at 0 (the nominal robot, the same draws made) for the run's first STEPS
-env steps, then opens the ranges: at once, or over the ramp's STEPS after it. Pretraining on the nominal robot.
+env steps, then opens the ranges: at once, or over the ramp's STEPS after it. Pretraining on the nominal robot, or
+with ``--randomize-start mass=1.5`` on another: the ramp then widens the ranges from that robot's factors (1 for
+the parameters it does not name), and before the ranges open every episode runs it. The nominal mix
+(``--randomize-nominal``) stays the nominal robot.
 
 The delayed action: the robot receives the action chosen ``k`` control steps earlier; for an episode's first
 ``k`` steps, zeros (the motors at rest). The policy's own sample is what the rollout stores, so the policy
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import parse_delay, parse_randomize
+from .config import parse_delay, parse_randomize, parse_start
 from .errors import EnvError
 from .focus import Cells
 from .physics import get_physics, set_physics
@@ -55,7 +58,7 @@ class Randomizer:
 
     def __init__(self, spec: str, obs_noise: float, action_noise: float, action_delay: str, num_envs: int,
                  seed: int, first_env_index: int = 0, ramp_steps: int = 0, focus_bins: int = 0,
-                 nominal: float = 0.0, after_steps: int = 0):
+                 nominal: float = 0.0, after_steps: int = 0, start: str = ""):
         self.ranges = parse_randomize(spec)           # physics name -> (lo, hi, 'uniform' | 'log')
         self.names = tuple(self.ranges)
         self.obs_noise, self.action_noise = float(obs_noise), float(action_noise)
@@ -70,6 +73,10 @@ class Randomizer:
         # after the run's first steps).
         self.ramp_steps, self.after_steps = int(ramp_steps), int(after_steps)
         self.width = self._width(0)
+        # The robot the ranges widen from (--randomize-start), in each parameter's draw space (log for log-uniform).
+        start_factors = parse_start(start)
+        self.start_at = np.array([np.log(start_factors.get(n, 1.0)) if self.ranges[n][2] == "log"
+                                  else start_factors.get(n, 1.0) for n in self.names])
         # --randomize-focus: the cells episode starts draw from, and this iteration's probabilities (uniform
         # until the learner sends its own).
         self.cells = Cells(spec, focus_bins) if focus_bins and self.names else None
@@ -150,15 +157,15 @@ class Randomizer:
         for j, name in enumerate(self.names):
             lo, hi, dist = self.ranges[name]
             if dist == "log":
-                self.factors[i, j] = _shrunk(rng.uniform(np.log(lo), np.log(hi)), True, w)
+                self.factors[i, j] = _shrunk(rng.uniform(np.log(lo), np.log(hi)), True, w, self.start_at[j])
             else:
-                self.factors[i, j] = _shrunk(rng.uniform(lo, hi), False, w)
+                self.factors[i, j] = _shrunk(rng.uniform(lo, hi), False, w, self.start_at[j])
 
     def _draw_in_cell(self, i: int, rng: np.random.Generator, cdf: np.ndarray, w: float) -> None:
         cell = min(int(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1]), side="right")), len(cdf) - 1)
         low, high = self.cells.bounds(cell)
         for j in range(len(self.names)):
-            self.factors[i, j] = _shrunk(rng.uniform(low[j], high[j]), self.cells.log[j], w)
+            self.factors[i, j] = _shrunk(rng.uniform(low[j], high[j]), self.cells.log[j], w, self.start_at[j])
 
     # --- every step ---------------------------------------------------------------------------------
     def observe(self, obs: np.ndarray) -> np.ndarray:
@@ -208,12 +215,14 @@ class Randomizer:
         self._history = None if state["history"] is None else state["history"].copy()
 
 
-def _shrunk(x: float, log: bool, w: float) -> float:
-    """The factor of draw ``x`` (in log space for log-uniform ranges) at ramp width ``w``: shrunk towards 1."""
-    if log:
-        return np.exp(w * x)
-    # (1 + (x - 1) is not x in floating point: full width keeps the draws without a ramp to the bit.)
-    return x if w == 1.0 else 1.0 + w * (x - 1.0)
+def _shrunk(x: float, log: bool, w: float, start: float) -> float:
+    """The factor of draw ``x`` at ramp width ``w``: shrunk towards the start robot's factor, ``start`` (both in
+    log space for log-uniform ranges; the nominal robot: 0 there, 1 otherwise)."""
+    # (s + (x - s) is not x in floating point: full width keeps the draws without a ramp to the bit; and for
+    # the nominal start, 0 + w * (x - 0) is w * x, what it drew before --randomize-start existed.)
+    if w == 1.0:
+        return np.exp(x) if log else x
+    return np.exp(start + w * (x - start)) if log else start + w * (x - start)
 
 
 def context_dim(config) -> int:
@@ -246,7 +255,7 @@ def make_randomizer(config, num_envs: int, seed: int, first_env_index: int = 0, 
         return None
     r = Randomizer(config.randomize, config.obs_noise, config.action_noise, config.action_delay, num_envs, seed,
                    first_env_index, config.randomize_ramp, config.randomize_bins if config.randomize_focus else 0,
-                   config.randomize_nominal, config.randomize_after)
+                   config.randomize_nominal, config.randomize_after, config.randomize_start)
     if venv is not None:
         r.check_env(venv)
     return r
