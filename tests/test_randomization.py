@@ -28,7 +28,9 @@ def test_parse_specs():
     assert parse_randomize("mass=0.7:1.3, friction=0.5:2:log") == {
         "body_mass": (0.7, 1.3, "uniform"), "geom_friction": (0.5, 2.0, "log")}
     assert parse_randomize("") == {}
-    assert parse_start("mass=1.5, friction=0.8") == {"body_mass": 1.5, "geom_friction": 0.8}
+    assert parse_start("mass=1.5, friction=0.8") == [{"body_mass": 1.5, "geom_friction": 0.8}]
+    assert parse_start("mass=1.5;mass=0.5,friction=2") == [{"body_mass": 1.5}, {"body_mass": 0.5, "geom_friction": 2}]
+    assert parse_start("") == []
     for bad in ("weight=1.5", "mass", "mass=0", "mass=x", "mass=1.5:2", "mass=1,mass=2"):
         with pytest.raises(ValueError):
             parse_start(bad)
@@ -162,6 +164,23 @@ def test_run_randomised_after_its_first_steps_resumes_to_the_same_numbers(tmp_pa
             np.testing.assert_array_equal(context, 0.0)
     assert np.abs(contexts[-1][1]).max() > 0.1
     resumes_and_matters(full, kw, "randomize_after", 0, tmp_path, cut_at=2)
+
+
+def test_several_start_robots_each_start_one_of_them_until_the_ranges_open():
+    venv = make_vector_env("Hopper-v5", 8, backend="native")
+    two = Randomizer(SPEC, 0, 0, "0", 8, seed=3, after_steps=1000, start="mass=1.25;friction=0.8,gear=0.9")
+    robots = np.array([[1.25, 1.0, 1.0, 1.0], [1.0, 0.8, 1.0, 0.9]])
+    seen = np.zeros(2, dtype=int)
+    for _ in range(20):
+        two.start(venv, np.arange(8))
+        which = [int(np.flatnonzero(np.abs(robots - row).max(1) < 1e-12)[0]) for row in two.factors]
+        seen += np.bincount(which, minlength=2)
+    assert seen.min() > 40                                        # 160 starts, each robot about half of them
+    fresh = [Randomizer(SPEC, 0, 0, "0", 8, seed=3, after_steps=a, start="mass=1.25;friction=0.8") for a in (0, 0)]
+    fresh[1].start_at = fresh[1].start_at[:1]                     # at full width the start robots cost no draw
+    for r in fresh:
+        r.start(venv, np.arange(8))
+    np.testing.assert_array_equal(fresh[0].factors, fresh[1].factors)
 
 
 def test_run_that_starts_on_another_robot_resumes_to_the_same_numbers(tmp_path):

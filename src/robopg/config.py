@@ -227,7 +227,8 @@ class Config:
                               "(0: randomised from the start).", check="count")
     randomize_start: str = _f("", "The robot before the --randomize ranges open (--randomize-after) and that they "
                               "widen from (--randomize-ramp): scale factors of --randomize's parameters, e.g. "
-                              "mass=1.5 (NAME=S,...; the others 1). Empty: the nominal robot.", check="start")
+                              "mass=1.5 (NAME=S,...; the others 1), or several robots separated by ';', each episode "
+                              "one of them. Empty: the nominal robot.", check="start")
     randomize_focus: float = _f(0.0, "Worst-case focus: this fraction of episode starts draws its robot by rank from "
                                 "the cells of the --randomize ranges where recent episodes returned least, the rest "
                                 "uniformly (0: uniform draws, as without it; docs/robustness.md).", check="unit")
@@ -336,7 +337,8 @@ class Config:
             if not (self.randomize_after or self.randomize_ramp):
                 raise _bad("randomize_start", "is the robot before the --randomize ranges open or widen: it needs "
                            "--randomize-after or --randomize-ramp")
-            extra = set(parse_start(self.randomize_start)) - set(parse_randomize(self.randomize))
+            extra = {n for robot in parse_start(self.randomize_start) for n in robot} - set(parse_randomize(
+                self.randomize))
             if extra:
                 raise _bad("randomize_start", f"scales {', '.join(sorted(extra))}, which --randomize does not "
                            "randomise: name only its parameters")
@@ -517,10 +519,14 @@ def parse_randomize(text: str) -> dict[str, tuple[float, float, str]]:
     return out
 
 
-def parse_start(text: str) -> dict[str, float]:
-    """'mass=1.5,friction=0.8' -> {'body_mass': 1.5, 'geom_friction': 0.8}: one scale factor per named
-    parameter. ValueError (its message names the part) for an unknown name, a part that is not NAME=S, or a
-    scale that is not positive and finite."""
+def parse_start(text: str) -> list[dict[str, float]]:
+    """'mass=1.5,friction=0.8' -> [{'body_mass': 1.5, 'geom_friction': 0.8}]: one robot, a scale factor per named
+    parameter; robots separated by ';' ('mass=1.5;mass=0.5' -> two). ValueError (its message names the part) for
+    an unknown name, a part that is not NAME=S, or a scale that is not positive and finite."""
+    return [_parse_robot(robot) for robot in text.split(";") if robot.strip()]
+
+
+def _parse_robot(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for part in (p.strip() for p in text.split(",")):
         if not part:

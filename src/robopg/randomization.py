@@ -28,8 +28,9 @@ towards 1 (for log-uniform ranges, in log space), so a ramp changes what is draw
 ``--randomize-after STEPS`` holds the width at 0 (the nominal robot, the same draws made) for the run's first STEPS
 env steps, then opens the ranges: at once, or over the ramp's STEPS after it. Pretraining on the nominal robot, or
 with ``--randomize-start mass=1.5`` on another: the ramp then widens the ranges from that robot's factors (1 for
-the parameters it does not name), and before the ranges open every episode runs it. The nominal mix
-(``--randomize-nominal``) stays the nominal robot.
+the parameters it does not name), and before the ranges open every episode runs it. ``mass=1.5;mass=0.5`` names
+several: while the ranges are not fully open an episode start draws one of them (one draw more), uniformly, and
+widens from it. The nominal mix (``--randomize-nominal``) stays the nominal robot.
 
 The delayed action: the robot receives the action chosen ``k`` control steps earlier; for an episode's first
 ``k`` steps, zeros (the motors at rest). The policy's own sample is what the rollout stores, so the policy
@@ -74,9 +75,9 @@ class Randomizer:
         self.ramp_steps, self.after_steps = int(ramp_steps), int(after_steps)
         self.width = self._width(0)
         # The robot the ranges widen from (--randomize-start), in each parameter's draw space (log for log-uniform).
-        start_factors = parse_start(start)
-        self.start_at = np.array([np.log(start_factors.get(n, 1.0)) if self.ranges[n][2] == "log"
-                                  else start_factors.get(n, 1.0) for n in self.names])
+        # One row per start robot ([R, params]; the nominal robot when none is given).
+        self.start_at = np.array([[np.log(robot.get(n, 1.0)) if self.ranges[n][2] == "log" else robot.get(n, 1.0)
+                                   for n in self.names] for robot in parse_start(start) or [{}]])
         # --randomize-focus: the cells episode starts draw from, and this iteration's probabilities (uniform
         # until the learner sends its own).
         self.cells = Cells(spec, focus_bins) if focus_bins and self.names else None
@@ -138,10 +139,13 @@ class Randomizer:
             rng = self._env_rngs[i]
             if self.nominal and rng.uniform() < self.nominal:
                 self.factors[i] = 1.0
-            elif cdf is not None:
-                self._draw_in_cell(i, rng, cdf, w)
             else:
-                self._draw(i, rng, w)
+                # Several start robots: one more draw, only while the ranges are not fully open.
+                at = self.start_at[rng.integers(len(self.start_at)) if len(self.start_at) > 1 and w < 1 else 0]
+                if cdf is not None:
+                    self._draw_in_cell(i, rng, cdf, w, at)
+                else:
+                    self._draw(i, rng, w, at)
             if hi_d > lo_d:
                 self.delay[i] = rng.integers(lo_d, hi_d + 1)
         if self._history is not None:
@@ -153,19 +157,19 @@ class Randomizer:
             except EnvError as e:
                 raise EnvError(f"--randomize: {e}") from None
 
-    def _draw(self, i: int, rng: np.random.Generator, w: float) -> None:
+    def _draw(self, i: int, rng: np.random.Generator, w: float, at: np.ndarray) -> None:
         for j, name in enumerate(self.names):
             lo, hi, dist = self.ranges[name]
             if dist == "log":
-                self.factors[i, j] = _shrunk(rng.uniform(np.log(lo), np.log(hi)), True, w, self.start_at[j])
+                self.factors[i, j] = _shrunk(rng.uniform(np.log(lo), np.log(hi)), True, w, at[j])
             else:
-                self.factors[i, j] = _shrunk(rng.uniform(lo, hi), False, w, self.start_at[j])
+                self.factors[i, j] = _shrunk(rng.uniform(lo, hi), False, w, at[j])
 
-    def _draw_in_cell(self, i: int, rng: np.random.Generator, cdf: np.ndarray, w: float) -> None:
+    def _draw_in_cell(self, i: int, rng: np.random.Generator, cdf: np.ndarray, w: float, at: np.ndarray) -> None:
         cell = min(int(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1]), side="right")), len(cdf) - 1)
         low, high = self.cells.bounds(cell)
         for j in range(len(self.names)):
-            self.factors[i, j] = _shrunk(rng.uniform(low[j], high[j]), self.cells.log[j], w, self.start_at[j])
+            self.factors[i, j] = _shrunk(rng.uniform(low[j], high[j]), self.cells.log[j], w, at[j])
 
     # --- every step ---------------------------------------------------------------------------------
     def observe(self, obs: np.ndarray) -> np.ndarray:
