@@ -43,12 +43,12 @@ ALGORITHMS = ("pg", "npg", "trpo", "ppo")
 ALGORITHM_OPTIONS = {
     "clip_range": ("ppo",), "epochs": ("ppo",), "minibatch_size": ("ppo",), "value_clip": ("ppo",),
     "normalize_minibatch_advantages": ("ppo",), "target_kl": ("ppo",), "desired_kl": ("ppo",),
-    "recompute_advantages": ("ppo",),
+    "recompute_advantages": ("ppo",), "mean_bound_coef": ("pg", "ppo"),
     "max_kl": ("npg", "trpo"), "cg_iters": ("npg", "trpo"), "cg_damping": ("npg", "trpo"), "backtracks": ("trpo",),
 }
 ALGORITHM_DEFAULTS = {
     "clip_range": 0.2, "epochs": 10, "minibatch_size": 64, "value_clip": None, "normalize_minibatch_advantages": False,
-    "target_kl": None, "desired_kl": None, "recompute_advantages": False,
+    "target_kl": None, "desired_kl": None, "recompute_advantages": False, "mean_bound_coef": 0.0,
     "max_kl": 0.01, "cg_iters": 10, "cg_damping": 0.1, "backtracks": 10,
 }
 
@@ -144,6 +144,11 @@ class Config:
     normalize_rewards: bool = _f(False, "Scale rewards by the running std of the discounted return "
                                  "(helps value fitting on robots with large rewards).")
     entropy_coef: float = _f(0.0, "Entropy bonus coefficient.", check="non_negative")
+    mean_bound_coef: float = _f(None, "pg, ppo: penalise a Gaussian policy's mean beyond the action bounds, this "
+                                "coefficient times the squared excess summed over action dims, averaged over steps "
+                                "(not given: 0, no penalty). A mean far past a bound is a joint whose samples "
+                                "almost all clip, so the policy gradient barely moves it back.",
+                                check="optional_non_negative")
     max_grad_norm: float = _f(0.0, "Clip the policy gradient to this global norm (0: no clipping).",
                              check="non_negative")
     algorithm: str = _f("pg", "Update rule: 'pg' (one step along the policy gradient, the seed's method), 'npg' "

@@ -15,6 +15,12 @@ def policy_gradient_loss(log_prob: torch.Tensor, psi: torch.Tensor) -> torch.Ten
     return -(log_prob * psi).mean()
 
 
+def mean_bound_penalty(mean: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """mean over steps of sum_d (max(mean_d - high_d, 0)^2 + max(low_d - mean_d, 0)^2) ([n, d], [d], [d] ->
+    scalar): zero while every mean is within the action bounds."""
+    return ((mean - high).clamp(min=0).pow(2) + (low - mean).clamp(min=0).pow(2)).sum(-1).mean()
+
+
 def linear_surrogate(params: list[torch.Tensor], gradient: torch.Tensor) -> torch.Tensor:
     """sum_k theta_k * stopgrad(-gradient_k): a loss whose gradient is exactly ``-gradient`` (a flat [P]
     vector in ``params`` order).

@@ -7,6 +7,7 @@ logs and checkpoints.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .frozen import Frozen
 from .natural import NaturalGradient
 from .policy_gradient import PolicyGradient
@@ -18,6 +19,9 @@ ALGORITHMS = {"pg": PolicyGradient, "npg": NaturalGradient, "trpo": NaturalGradi
 def make_algorithm(config, policy, num_envs: int):
     if getattr(config, "distill_from", ""):  # a student: only its physics estimate learns
         return Frozen(config, policy, num_envs)
+    if getattr(config, "mean_bound_coef", None) and not hasattr(policy, "mean_bound_penalty"):
+        raise ConfigError("--mean-bound-coef: the policy's actions are discrete, there are no bounds for a mean to "
+                          "pass: use it on continuous (Box) actions")
     return ALGORITHMS[getattr(config, "algorithm", "pg")](config, policy, num_envs)
 
 

@@ -3,6 +3,7 @@ then a value-function fit.
 
     weights  = compute_weights(rollout)                 Psi_t: estimator, baseline, normalisation
     loss     = -mean(log pi * Psi) - c_H * entropy       (optimal baseline: a linear surrogate, same gradient)
+               (+ c_B * the mean's excess over the action bounds, squared, with --mean-bound-coef)
     optimizer.step() on the clipped gradient; fit V to the targets; update the observation normaliser
 """
 
@@ -67,6 +68,11 @@ class PolicyGradient:
         objective = loss
         if c.baseline == "optimal":
             objective = self._optimal_baseline_surrogate(rollout, w) - c.entropy_coef * entropy.mean()
+        bound_stats = {}
+        if c.option("mean_bound_coef"):
+            penalty = self.policy.mean_bound_penalty(w.obs)
+            objective = objective + c.mean_bound_coef * penalty
+            bound_stats = {"mean_bound_penalty": penalty.item()}
         objective.backward()
         params = [p for p in self.policy.parameters() if p.grad is not None]
         max_norm = c.max_grad_norm if c.max_grad_norm > 0 else math.inf
@@ -75,7 +81,7 @@ class PolicyGradient:
             raise NonFiniteError(f"non-finite policy gradient at iteration {iteration}")
         self.optimizer.step()
         return {"policy_loss": loss.item(), "entropy": entropy.mean().item(), "grad_norm": grad_norm,
-                "lr": self.optimizer.param_groups[0]["lr"], **grad_stats}
+                "lr": self.optimizer.param_groups[0]["lr"], **grad_stats, **bound_stats}
 
     def _optimal_baseline_surrogate(self, rollout: Rollout, w: Weights) -> torch.Tensor:
         """A loss whose gradient is the estimate with the optimal per-parameter baseline (Greensmith et al.,

@@ -88,7 +88,9 @@ class PPO:
                       after_epoch: Callable[[Weights, bool], Weights] | None = None) -> dict[str, float]:
         """Epochs x minibatches on the batch of ``w``; returns their statistics. ``after_epoch(w, last)``, if
         given, runs after each epoch (``last``: no epoch follows) and returns the weights of the next."""
-        hand = self.hand_backward and hasattr(self.policy, "log_prob_grad")
+        # (--mean-bound-coef's penalty is one more autograd term: those steps take autograd's gradient.)
+        hand = (self.hand_backward and hasattr(self.policy, "log_prob_grad")
+                and not self.config.option("mean_bound_coef"))
         with torch.no_grad():
             old_log_prob, entropy = self.policy.log_prob_entropy(w.obs, w.actions)
             # The normaliser is fixed until the epochs end: the hand-written gradient takes the batch normalised
@@ -158,7 +160,10 @@ class PPO:
             self._adapt_lr(kl)
         if not hand:
             self.optimizer.zero_grad(set_to_none=True)
-            (surrogate - c.entropy_coef * entropy.mean()).backward()
+            objective = surrogate - c.entropy_coef * entropy.mean()
+            if c.option("mean_bound_coef"):
+                objective = objective + c.mean_bound_coef * self.policy.mean_bound_penalty(x)
+            objective.backward()
         params = [p for p in self._params if p.grad is not None]
         grad_norm = float(clip_grad_norm(params, c.max_grad_norm if c.max_grad_norm > 0 else math.inf))
         if not math.isfinite(grad_norm):

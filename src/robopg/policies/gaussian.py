@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import losses
 from ..normalization import ObsNormalizer
 from .base import FrozenSampler, Policy
 from .networks import linear_plan, mlp, plan_backward, plan_forward, run_layers, write_grad
@@ -60,6 +61,10 @@ class GaussianPolicy(Policy):
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self(obs)
+
+    def mean_bound_penalty(self, obs: torch.Tensor) -> torch.Tensor:
+        """``losses.mean_bound_penalty`` of the means at ``obs`` (raw observations): --mean-bound-coef's term."""
+        return losses.mean_bound_penalty(self(obs), self.low, self.high)
 
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.forward(obs)
