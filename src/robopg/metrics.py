@@ -22,7 +22,9 @@ COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "retur
            # --randomize-focus's (empty without it): the worst and best cell's score, the worst cell's probability
            "focus_score_min", "focus_score_max", "focus_p_max",
            # --policy-obs estimated's (empty without it): the physics estimate's error and R^2 on the batch it sampled
-           "physics_estimate_loss", "physics_estimate_r2"]
+           "physics_estimate_loss", "physics_estimate_r2",
+           # --mean-bound-coef's (empty without it): the policy's mean beyond the action bounds, squared
+           "mean_bound_penalty"]
 INTEGER_COLUMNS = {"iteration", "env_steps", "episodes", "worker_restarts", "env_errors", "epochs_run", "backtracks"}
 WALL_COLUMNS = ("wall_s", "steps_per_s", "sync_ms")  # differ between identical runs; everything else must not
 
