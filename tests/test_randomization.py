@@ -94,12 +94,14 @@ def test_ramp_shrinks_the_same_draws_towards_the_nominal_robot():
     np.testing.assert_array_equal(ramped.factors, full.factors)
 
 
-def test_randomize_after_holds_the_nominal_robot_then_opens_the_ranges():
+def _opening_after_1000_steps(delay, start=""):
+    """Three randomisers of 4 Hopper envs (seed 7): open from the start; opening at env step 1000 at once; and
+    widening over 1000 steps from there; with ``start_all(steps)``, which advances the late two to the run's env
+    step ``steps`` and starts an episode in every env of all three."""
     venv = make_vector_env("Hopper-v5", 4, backend="native")
-    full = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7)
-    late = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7, after_steps=1000)
-    late_ramped = Randomizer(SPEC, 0, 0, "0:2", 4, seed=7, ramp_steps=1000, after_steps=1000)
-    log = np.array([dist == "log" for _, _, dist in full.ranges.values()])
+    full = Randomizer(SPEC, 0, 0, delay, 4, seed=7)
+    late = Randomizer(SPEC, 0, 0, delay, 4, seed=7, after_steps=1000, start=start)
+    late_ramped = Randomizer(SPEC, 0, 0, delay, 4, seed=7, ramp_steps=1000, after_steps=1000, start=start)
 
     def start_all(steps):
         for r in (late, late_ramped):
@@ -107,6 +109,12 @@ def test_randomize_after_holds_the_nominal_robot_then_opens_the_ranges():
         for r in (full, late, late_ramped):
             r.start(venv, np.arange(4))
 
+    return venv, full, late, late_ramped, start_all
+
+
+def test_randomize_after_holds_the_nominal_robot_then_opens_the_ranges():
+    venv, full, late, late_ramped, start_all = _opening_after_1000_steps("0:2")
+    log = np.array([dist == "log" for _, _, dist in full.ranges.values()])
     start_all(0)
     start_all(999)                                              # the same draws made, the nominal robot kept
     for r in (late, late_ramped):
@@ -122,20 +130,10 @@ def test_randomize_after_holds_the_nominal_robot_then_opens_the_ranges():
 
 
 def test_randomize_start_is_the_robot_before_the_ranges_open_and_the_ramp_widens_from_it():
-    venv = make_vector_env("Hopper-v5", 4, backend="native")
-    full = Randomizer(SPEC, 0, 0, "0", 4, seed=7)
-    start = "mass=1.25,friction=0.8"                              # damping and gear: the nominal 1
-    late = Randomizer(SPEC, 0, 0, "0", 4, seed=7, after_steps=1000, start=start)
-    late_ramped = Randomizer(SPEC, 0, 0, "0", 4, seed=7, ramp_steps=1000, after_steps=1000, start=start)
+    # damping and gear: the nominal 1
+    venv, full, late, late_ramped, start_all = _opening_after_1000_steps("0", start="mass=1.25,friction=0.8")
     log = np.array([dist == "log" for _, _, dist in full.ranges.values()])
     robot = np.array([1.25, 0.8, 1.0, 1.0])
-
-    def start_all(steps):
-        for r in (late, late_ramped):
-            r.advance(steps)
-        for r in (full, late, late_ramped):
-            r.start(venv, np.arange(4))
-
     start_all(0)
     for r in (late, late_ramped):
         np.testing.assert_allclose(r.factors, np.broadcast_to(robot, (4, 4)), rtol=1e-15)
