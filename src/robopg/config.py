@@ -330,34 +330,7 @@ class Config:
         if self.critic_obs != "obs" and not self.randomize:
             raise _bad("critic_obs", f"'{self.critic_obs}' gives the value function the randomised physics factors' "
                        "inputs: it needs --randomize")
-        if self.randomize_ramp and not self.randomize:
-            raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
-        if self.randomize_after and not parse_randomize(self.randomize):
-            raise _bad("randomize_after", "opens the --randomize physics ranges after the run's first steps: it needs "
-                       "--randomize with physics ranges")
-        if self.randomize_after and self.randomize_after >= self.steps:
-            raise _bad("randomize_after", f"{self.randomize_after:,} env steps of the nominal robot leave none of the "
-                       f"run's {self.steps:,} randomised: give fewer than --steps")
-        if self.randomize_start:
-            if not (self.randomize_after or self.randomize_ramp):
-                raise _bad("randomize_start", "is the robot before the --randomize ranges open or widen: it needs "
-                           "--randomize-after or --randomize-ramp")
-            extra = {n for robot in parse_start(self.randomize_start) for n in robot} - set(parse_randomize(
-                self.randomize))
-            if extra:
-                raise _bad("randomize_start", f"scales {', '.join(sorted(extra))}, which --randomize does not "
-                           "randomise: name only its parameters")
-        if self.randomize_focus and not self.randomize:
-            raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
-        if self.randomize_nominal and not parse_randomize(self.randomize):
-            raise _bad("randomize_nominal", "mixes the nominal robot into the --randomize physics draws: it needs "
-                       "--randomize with physics ranges")
-        if self.randomize_focus and self.randomize_bins < 2:
-            raise _bad("randomize_bins", f"{self.randomize_bins} cell per parameter cannot focus on anything: use 2 "
-                       "or more")
-        if self.randomize_focus and self.randomize_bins ** len(parse_randomize(self.randomize)) > MAX_FOCUS_CELLS:
-            raise _bad("randomize_bins", f"{self.randomize_bins} per parameter makes more than {MAX_FOCUS_CELLS:,} "
-                       "cells, too many to score: use fewer bins")
+        self._check_randomization()
         if self.policy_obs != "obs" and not parse_randomize(self.randomize):
             raise _bad("policy_obs", f"'{self.policy_obs}' gives the policy the randomised physics factors (or an "
                        "estimate of them): it needs --randomize with physics ranges")
@@ -394,6 +367,37 @@ class Config:
         if self.estimator == "reinforce" and mode != "episodes":
             raise _bad("estimator", "reinforce weights every step by its whole episode's return, so it needs "
                        "whole episodes: use --batch-mode episodes")
+
+    def _check_randomization(self) -> None:
+        """The --randomize-* curriculum and focus options, each of which needs physics ranges to act on."""
+        if self.randomize_ramp and not self.randomize:
+            raise _bad("randomize_ramp", "widens the --randomize ranges: it needs --randomize")
+        if self.randomize_after and not parse_randomize(self.randomize):
+            raise _bad("randomize_after", "opens the --randomize physics ranges after the run's first steps: it needs "
+                       "--randomize with physics ranges")
+        if self.randomize_after and self.randomize_after >= self.steps:
+            raise _bad("randomize_after", f"{self.randomize_after:,} env steps of the nominal robot leave none of the "
+                       f"run's {self.steps:,} randomised: give fewer than --steps")
+        if self.randomize_start:
+            if not (self.randomize_after or self.randomize_ramp):
+                raise _bad("randomize_start", "is the robot before the --randomize ranges open or widen: it needs "
+                           "--randomize-after or --randomize-ramp")
+            extra = {n for robot in parse_start(self.randomize_start) for n in robot} - set(parse_randomize(
+                self.randomize))
+            if extra:
+                raise _bad("randomize_start", f"scales {', '.join(sorted(extra))}, which --randomize does not "
+                           "randomise: name only its parameters")
+        if self.randomize_focus and not self.randomize:
+            raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
+        if self.randomize_nominal and not parse_randomize(self.randomize):
+            raise _bad("randomize_nominal", "mixes the nominal robot into the --randomize physics draws: it needs "
+                       "--randomize with physics ranges")
+        if self.randomize_focus and self.randomize_bins < 2:
+            raise _bad("randomize_bins", f"{self.randomize_bins} cell per parameter cannot focus on anything: use 2 "
+                       "or more")
+        if self.randomize_focus and self.randomize_bins ** len(parse_randomize(self.randomize)) > MAX_FOCUS_CELLS:
+            raise _bad("randomize_bins", f"{self.randomize_bins} per parameter makes more than {MAX_FOCUS_CELLS:,} "
+                       "cells, too many to score: use fewer bins")
 
     def _check_algorithm(self) -> None:
         a = self.algorithm
