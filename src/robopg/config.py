@@ -94,7 +94,8 @@ CHECKS = {
     "delay": lambda v: _reason(parse_delay, v),
     "start": lambda v: _reason(parse_start, v),
 }
-CHECKS.update({f"optional_{k}": _optional(CHECKS[k]) for k in ("positive", "positive_int", "count", "non_negative")})
+CHECKS.update({f"optional_{k}": _optional(CHECKS[k]) for k in ("positive", "positive_int", "count", "non_negative",
+                                                                          "finite")})
 CHECKS["optional_bool"] = lambda v: None if v is None or isinstance(v, bool) else f"must be true or false, got {v!r}"
 
 
@@ -184,6 +185,13 @@ class Config:
     hidden_sizes: list = _f([64, 64], "Hidden layer sizes of the policy and value networks.", check="sizes")
     activation: str = _f("tanh", "Hidden activation.", choices=ACTIVATIONS)
     init_log_std: float = _f(-0.5, "Initial log standard deviation of the Gaussian policy.", check="finite")
+    log_std_cap: float = _f(None, "Gaussian policies: cap the log standard deviation with a bound that falls "
+                            "linearly from --init-log-std at --log-std-cap-from env steps to this value at --steps; "
+                            "after every update the policy's log std is clipped under it. Training's samples then "
+                            "come near the mean action that eval and robustness run (not given: no cap).",
+                            check="optional_finite")
+    log_std_cap_from: int = _f(0, "With --log-std-cap: the env steps at which the cap starts to fall (before them, "
+                               "no cap).", check="count")
     vectorization: str = _f("sync", "Gymnasium vector env: 'sync' (one process) or 'async' (subprocesses).",
                             role="runtime", choices=VECTORIZATION)
     env_backend: str = _f("auto", "Simulator backend: 'gymnasium' vector envs, or 'native' (robopg's batched MuJoCo "
@@ -313,6 +321,7 @@ class Config:
                 raise _bad(f.name, why)
         self._check_combinations()
         self._check_algorithm()
+        self._check_log_std_cap()
         return self
 
     def context_noise(self) -> float:
@@ -320,6 +329,13 @@ class Config:
         if self.critic_context_noise is not None:
             return float(self.critic_context_noise)
         return PRIVILEGED_CONTEXT_NOISE if self.critic_obs == "privileged" else 0.0
+
+    def log_std_cap_at(self, env_steps: int) -> float | None:
+        """--log-std-cap's bound after ``env_steps`` env steps, None while there is none."""
+        if self.log_std_cap is None or env_steps < self.log_std_cap_from:
+            return None
+        done = min(1.0, (env_steps - self.log_std_cap_from) / (self.steps - self.log_std_cap_from))
+        return self.init_log_std + (self.log_std_cap - self.init_log_std) * done
 
     def randomized(self) -> bool:
         """Whether sampling differs from the nominal robot (physics draws, noise or delay)."""
@@ -421,6 +437,18 @@ class Config:
                 raise _bad("max_grad_norm", f"{a}'s step length is set by --max-kl, there is no gradient step to clip")
             if self.lr_schedule != "constant":
                 raise _bad("lr_schedule", f"{a} has no learning rate: its step is set by --max-kl")
+
+    def _check_log_std_cap(self) -> None:
+        if self.log_std_cap is None:
+            if self.log_std_cap_from:
+                raise _bad("log_std_cap_from", "is where --log-std-cap's bound starts to fall: it needs --log-std-cap")
+            return
+        if self.log_std_cap >= self.init_log_std:
+            raise _bad("log_std_cap", f"{self.log_std_cap} is not below --init-log-std {self.init_log_std}, so the "
+                       "cap never falls under where the policy starts: give a smaller value")
+        if self.log_std_cap_from >= self.steps:
+            raise _bad("log_std_cap_from", f"{self.log_std_cap_from:,} env steps leave none of the run's "
+                       f"{self.steps:,} to lower the cap over: give fewer than --steps")
 
     # ----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -145,6 +145,9 @@ class Trainer:
         self._check_finite()
         self.iteration += 1
         self.env_steps += rollout.num_steps
+        cap = self.config.log_std_cap_at(self.env_steps)
+        if cap is not None:  # for the next batch's samples
+            self.policy.cap_log_std(cap)
         return rollout, stats
 
     def _count_env_errors(self, rollout: Rollout) -> None:

@@ -22,6 +22,9 @@ def make_algorithm(config, policy, num_envs: int):
     if getattr(config, "mean_bound_coef", None) and not hasattr(policy, "mean_bound_penalty"):
         raise ConfigError("--mean-bound-coef: the policy's actions are discrete, there are no bounds for a mean to "
                           "pass: use it on continuous (Box) actions")
+    if getattr(config, "log_std_cap", None) is not None and not hasattr(policy, "cap_log_std"):
+        raise ConfigError("--log-std-cap: the policy's actions are discrete, it has no log std to cap: use it on "
+                          "continuous (Box) actions")
     return ALGORITHMS[getattr(config, "algorithm", "pg")](config, policy, num_envs)
 
 

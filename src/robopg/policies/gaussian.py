@@ -62,6 +62,12 @@ class GaussianPolicy(Policy):
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self(obs)
 
+    def cap_log_std(self, cap: float) -> None:
+        """Clip the log std under ``cap`` (--log-std-cap): a projection after the optimiser's step, so the
+        optimiser's state is left as it is."""
+        with torch.no_grad():
+            self.log_std.clamp_(max=cap)
+
     def mean_bound_penalty(self, obs: torch.Tensor) -> torch.Tensor:
         """``losses.mean_bound_penalty`` of the means at ``obs`` (raw observations): --mean-bound-coef's term."""
         return losses.mean_bound_penalty(self(obs), self.low, self.high)
