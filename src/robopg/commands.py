@@ -9,7 +9,7 @@ import argparse
 import json
 
 from . import codec
-from .config import CHECKS, PRIVILEGED_CONTEXT_NOISE, ConfigError, parse_estimator_spec
+from .config import CHECKPOINTS, CHECKS, PRIVILEGED_CONTEXT_NOISE, ConfigError, parse_estimator_spec
 from .presets import PRESETS
 
 # --- train ----------------------------------------------------------------------------------------------
@@ -91,8 +91,9 @@ EVAL_DESCRIPTION = "Run the trained policy for complete episodes and report its 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="a run directory (runs/<env>/<name>) or a checkpoint file")
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
-    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
-                   help="which checkpoint of a run directory: the final policy or the best seen in training")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
+                   help="which checkpoint of a run directory: the final policy, the best training return's, or "
+                        "the best held-out score's (--eval-every)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mean/argmax")
     p.add_argument("--seed", type=codec.SEED, default=10_000, help="seed of the evaluation episodes")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -25,6 +25,9 @@ ACTIVATIONS = ("tanh", "relu", "elu")
 LR_SCHEDULES = ("constant", "linear")
 VECTORIZATION = ("sync", "async")
 ENV_BACKENDS = ("auto", "gymnasium", "native")
+EVAL_SCORES = ("mean", "worst-quarter")
+# A run's checkpoints/<name>.pt: the final policy, the best training return's, the best held-out score's (--eval-every)
+CHECKPOINTS = ("latest", "best", "best-eval")
 ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
 POLICY_OBS = ("obs", "estimated", "privileged")
@@ -222,6 +225,16 @@ class Config:
                        role="runtime", check="positive_int")
     checkpoint_every: int = _f(20, "Write checkpoints/latest.pt every this many iterations (and at the end "
                                "and on interruption).", role="runtime", check="positive_int")
+    eval_every: int = _f(0, "Every this many env steps (and at the end), run the deterministic policy on "
+                         "--eval-episodes held-out episodes, each on its own robot drawn once from the full "
+                         "--randomize physics ranges (the nominal robot without them), and keep the best-scoring "
+                         "policy as checkpoints/best-eval.pt; the scores go into metrics.csv (0: off).",
+                         role="runtime", check="count")
+    eval_episodes: int = _f(16, "With --eval-every: held-out episodes (robots) per evaluation.", role="runtime",
+                            check="positive_int")
+    eval_score: str = _f("mean", "With --eval-every: what best-eval.pt maximises: 'mean' (the mean return) or "
+                         "'worst-quarter' (the mean of the lowest quarter of the episodes' returns).",
+                         role="runtime", choices=EVAL_SCORES)
     log_every: float = _f(10.0, "Seconds between plain log lines when the output is not a terminal.",
                          role="runtime", check="positive")
     log_grad_stats: int = _f(0, "Every this many iterations, record the policy gradient's variance and "

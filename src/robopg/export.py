@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .config import CHECKPOINTS
 from .errors import ConfigError
 
 FORMATS = ("onnx", "torchscript")
@@ -56,8 +57,9 @@ class ExportError(ConfigError):
 # --- command line -----------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a run directory (runs/<env>/<name>) or a checkpoint file")
-    parser.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
-                        help="which checkpoint of a run directory: the final policy or the best seen in training")
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
+                        help="which checkpoint of a run directory: the final policy, the best training return's, or "
+                        "the best held-out score's (--eval-every)")
     # Checked in run(), not by argparse's choices, so a wrong value gets one line, not the usage text too.
     parser.add_argument("--format", required=True, metavar="{onnx,torchscript}",
                         help="onnx (runs in onnxruntime; needs the export extra) or torchscript (torch.jit.load)")
@@ -93,8 +95,8 @@ def export(run: str | Path, format: str, which: str = "latest", stochastic: bool
     ``<run>/export``): the model file and ``policy.json``. Returns a summary (out, file, checked, ...)."""
     if format not in FORMATS:
         raise ExportError(f"--format: unknown format {format!r}; choose onnx or torchscript")
-    if which not in ("latest", "best"):
-        raise ExportError(f"--checkpoint: choose latest or best, not {which!r}")
+    if which not in CHECKPOINTS:
+        raise ExportError(f"--checkpoint: choose {', '.join(CHECKPOINTS)}, not {which!r}")
     run = Path(run)
     ckpt_path, out = _paths(run, which, out)
     _check_destination(out)

@@ -24,7 +24,9 @@ COLUMNS = ["iteration", "env_steps", "wall_s", "steps_per_s", "episodes", "retur
            # --policy-obs estimated's (empty without it): the physics estimate's error and R^2 on the batch it sampled
            "physics_estimate_loss", "physics_estimate_r2",
            # --mean-bound-coef's (empty without it): the policy's mean beyond the action bounds, squared
-           "mean_bound_penalty"]
+           "mean_bound_penalty",
+           # --eval-every's (empty between evaluations): the held-out score best-eval.pt keeps, the mean and the lowest
+           "eval_score", "eval_mean", "eval_min"]
 INTEGER_COLUMNS = {"iteration", "env_steps", "episodes", "worker_restarts", "env_errors", "epochs_run", "backtracks"}
 WALL_COLUMNS = ("wall_s", "steps_per_s", "sync_ms")  # differ between identical runs; everything else must not
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RANDOMIZE_PARAMS, ConfigError
+from .config import CHECKPOINTS, RANDOMIZE_PARAMS, ConfigError
 
 SHORT = {v: k for k, v in RANDOMIZE_PARAMS.items()}  # physics name -> the name written on the command line
 
@@ -210,7 +210,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         + ", ".join(RANDOMIZE_PARAMS) + ")")
     p.add_argument("--episodes", type=int, default=10, help="episodes per cell (default: 10)")
     p.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation episodes (as robopg eval)")
-    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest", help="which checkpoint of a run")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest", help="which checkpoint of a run")
     p.add_argument("--threshold", type=float, default=None,
                    help="report the fraction of cells with a mean return >= this (default: 80%% of the nominal)")
     p.add_argument("--backend", choices=("auto", "gymnasium", "native"), default="auto",

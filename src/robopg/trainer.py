@@ -30,6 +30,7 @@ from .physics_estimate import make_physics_fit
 from .policies import make_policy
 from .randomization import make_randomizer
 from .sampler import Rollout, Sampler
+from .validation import make_validation
 
 # Called after each iteration's row is logged, before the best policy and the checkpoint are recorded:
 # callback(trainer, rollout, row). A callback may read anything, add columns to the row (best-tracking reads
@@ -78,6 +79,7 @@ class Trainer:
                                    randomizer=randomizer, context_obs=c.policy_obs == "privileged")
         self.focus = make_focus(c)  # --randomize-focus: the cells' scores live here, never in a worker
         self.physics_fit = make_physics_fit(c, self.policy)  # --policy-obs estimated
+        self.validation = make_validation(c)  # --eval-every: held-out episodes, checkpoints/best-eval.pt
         self.iteration = 0
         self.env_steps = 0
         self.best_return = -math.inf
@@ -99,6 +101,7 @@ class Trainer:
                 rollout, stats = self.step()
                 self.wall_s = wall_before + time.monotonic() - session_start
                 row = self._row(rollout, stats, time.monotonic() - t0)
+                self._validate(row)
                 log.write(row)
                 progress.update(row, rollout.num_steps)
                 for callback in self.callbacks:
@@ -205,6 +208,17 @@ class Trainer:
                                   "iteration": self.iteration, "env_steps": self.env_steps,
                                   "return_mean": self.best_return}
 
+    def _validate(self, row: dict) -> None:
+        """--eval-every: the held-out evaluation when one is due, its scores into ``row``; best-eval.pt written at
+        once (evaluations are rare, and the file is then whole whenever the run stops)."""
+        if self.validation is None or not self.validation.due(self.env_steps):
+            return
+        row.update(self.validation.evaluate(self.policy, self.env_steps))
+        if self.validation.improved(row["eval_score"]):
+            checkpoint.save(self.run_dir / "checkpoints" / "best-eval.pt",
+                            {"config": self.config.to_dict(), "policy": self.policy.state_dict(),
+                             "iteration": self.iteration, "env_steps": self.env_steps, "eval_score": row["eval_score"]})
+
     def _check_finite(self) -> None:
         for module in self.algorithm.modules():
             for name, p in module.named_parameters():
@@ -243,6 +257,8 @@ class Trainer:
             payload["focus"] = self.focus.state_dict()
         if self.physics_fit is not None:
             payload["physics_fit"] = self.physics_fit.state_dict()
+        if self.validation is not None:
+            payload["validation"] = self.validation.state_dict()
         checkpoint.save(self.run_dir / "checkpoints" / "latest.pt", payload)
 
     def load_checkpoint(self, data: dict) -> None:
@@ -254,6 +270,8 @@ class Trainer:
                 self.focus.load_state_dict(data["focus"])
             if self.physics_fit is not None:
                 self.physics_fit.load_state_dict(data["physics_fit"])
+            if self.validation is not None and "validation" in data:  # else: a run given --eval-every on resume
+                self.validation.load_state_dict(data["validation"])
             torch.set_rng_state(data["torch_rng"])
             random.setstate(pickle.loads(data["python_rng"]))
             np.random.set_state(pickle.loads(data["numpy_rng"]))

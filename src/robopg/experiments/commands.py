@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import codec
-from ..config import ConfigError
+from ..config import CHECKPOINTS, ConfigError
 from .sweep import PER_RUN_FIELDS
 
 SWEEP_DESCRIPTION = (
@@ -73,8 +73,8 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=None,
                    help="frames per second (default: real time, about 30 frames per simulated second)")
     p.add_argument("--max-steps", type=int, default=None, help="stop each episode after this many steps")
-    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
-                   help="the final policy, or the best seen in training")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
+                   help="the final policy, the best training return's, or the best held-out score's (--eval-every)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mean")
     p.add_argument("--seed", type=codec.SEED, default=10_000,
                    help="seed of the first episode (default: 10000)")

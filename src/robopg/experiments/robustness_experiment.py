@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..config import CHECKPOINTS
+
 ARMS = {"nominal": [], "randomized": ["--randomize", "RANDOMIZE"],
         "privileged": ["--randomize", "RANDOMIZE", "--critic-obs", "privileged"],
         "distilled": ["--randomize", "RANDOMIZE", "--policy-obs", "privileged"]}  # the teacher's; then its student
@@ -38,7 +40,9 @@ def _robopg(*args: str) -> None:
 
 def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     run_dir = Path(args.runs_dir) / env_id / f"{arm}-s{seed}"
-    done = run_dir / "robustness" / "robustness.json"
+    which = getattr(args, "checkpoint", "latest")
+    maps = run_dir / ("robustness" if which == "latest" else f"robustness-{which}")
+    done = maps / "robustness.json"
     if not done.exists():
         extra = arm_options(arm, args)
         if not (run_dir / "checkpoints" / "latest.pt").exists():
@@ -51,7 +55,8 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
             if arm == "distilled":
                 _robopg("train", "--distill-from", str(train_dir), "--seed", str(seed), "--steps",
                         str(args.distill_steps), "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard")
-        _robopg("robustness", str(run_dir), "--grid", *args.grid, "--episodes", str(args.episodes))
+        _robopg("robustness", str(run_dir), "--grid", *args.grid, "--episodes", str(args.episodes),
+                "--checkpoint", which, "--out", str(maps))
     return json.loads(done.read_text())
 
 
@@ -189,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                    "included, as one string, e.g. '--num-envs 64 --batch-size 2048'")
     p.add_argument("--grid", nargs="+", default=["mass=0.5:1.5:7", "friction=0.5:1.5:7"])
     p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
+                   help="the checkpoint each run's grid evaluates (best-eval: with --eval-every in --all-args; "
+                        "its maps go to RUN/robustness-best-eval)")
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help="comma-separated arms to run, of "
                    + ", ".join(ARMS) + " (default: " + ", ".join(DEFAULT_ARMS) + ")")
     p.add_argument("--distill-steps", type=int, default=400_000,
