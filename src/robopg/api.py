@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import checkpoint
 from .config import Config
 from .envs import check_env_id, check_env_kwargs, make_vector_env, resolve_backend
+from .episodes import episode_returns
 from .errors import CheckpointError, ConfigError
 from .policies import Policy, make_policy
 from .runlock import LOCK, RunLock
@@ -129,7 +129,10 @@ def load(path: str | Path, which: str = "latest") -> Policy:
     ``--obs-history K`` acts on the stacked input: build its env with ``make_vector_env(..., obs_history=K)``
     (``policy.config.obs_history``), or ``robopg.envs.history.ObservationHistoryEnv`` around a single env.
     """
-    ckpt = checkpoint.load(_checkpoint_path(Path(path), which))
+    file = _checkpoint_path(Path(path), which)
+    if which == "best-eval" and not file.exists() and (Path(path) / "config.yaml").is_file():
+        raise CheckpointError(f"{path} has no checkpoints/best-eval.pt: it was trained without --eval-every")
+    ckpt = checkpoint.load(file)
     config = Config.from_dict(ckpt["config"])
     env = make_vector_env(config.env_id, 1, env_kwargs=config.env_kwargs,
                           flatten_observations=config.flatten_observations, obs_history=config.obs_history)
@@ -185,36 +188,3 @@ def evaluate(policy: Policy, env_id: str, episodes: int = 10, seed: int = 10_000
         venv.close()
     return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
             "episodes": len(returns)}
-
-
-def episode_returns(venv, policy: Policy, seeds: list[int], quota, deterministic: bool,
-                    block: int) -> list[list[float]]:
-    """Each env's first ``quota[i]`` episode returns, its episodes seeded from ``seeds[i]``. The policy acts on
-    blocks of ``block`` envs: a matrix product's last bits can depend on how many rows it has, so grids of
-    cells (``robopg robustness``) call it on eval's batch size and get eval's numbers exactly."""
-    obs, _ = venv.reset(seed=seeds)
-    running = np.zeros(len(seeds))
-    done_count = np.zeros(len(seeds), dtype=int)
-    per_env: list[list[float]] = [[] for _ in seeds]
-    threads = torch.get_num_threads()
-    # One torch thread, as training runs: the blocks are a few rows, and with more threads on a busy machine
-    # (a sweep's other jobs, another run) each small product waits for threads that are not running: 8 ms
-    # for a 16-row layer against 4 us on one thread (measured on 2 cores), a 49-cell grid minutes instead of
-    # seconds. The numbers are the same (tests/test_robustness.py).
-    torch.set_num_threads(1)
-    try:
-        while (done_count < quota).any():
-            obs = np.asarray(obs, dtype=np.float32)
-            with torch.no_grad():
-                action = np.concatenate([policy.act(obs[k:k + block], deterministic=deterministic)
-                                         for k in range(0, len(seeds), block)])
-            obs, reward, terminated, truncated, _ = venv.step(action)
-            running += reward
-            for i in np.flatnonzero(terminated | truncated):
-                if done_count[i] < quota[i]:
-                    per_env[i].append(float(running[i]))
-                    done_count[i] += 1
-                running[i] = 0.0
-    finally:
-        torch.set_num_threads(threads)
-    return per_env

@@ -74,8 +74,9 @@ def evaluate_cells(policy, env_id: str, cells: list[dict[str, float]], episodes:
     episodes ``robopg.evaluate(policy, env_id, episodes, seed)`` runs, all cells in one vector env."""
     import numpy as np
 
-    from .api import episode_returns, trained_env_options
+    from .api import trained_env_options
     from .envs import make_vector_env, resolve_backend
+    from .episodes import episode_returns
     from .physics import set_physics
 
     if episodes <= 0:

@@ -81,8 +81,8 @@ class Validation:
 def episode_returns_on(policy, config: Config, robots: list[dict[str, float]]) -> list[float]:
     """One deterministic episode on each robot, all in one vector env of the run's backend, the policy acting on
     the whole batch at once."""
-    from .api import episode_returns
     from .envs import make_vector_env
+    from .episodes import episode_returns
     from .physics import set_physics
     from .randomization import policy_context
 

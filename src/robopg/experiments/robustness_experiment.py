@@ -165,7 +165,7 @@ def throughput(env_id: str, randomize: str, iterations: int = 40, seed: int = 0,
             "cost": 1.0 - rate["randomized"] / rate["nominal"]}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m robopg.experiments.robustness_experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", default="Hopper-v5,Walker2d-v5", help="comma-separated env ids")
@@ -205,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs-dir", default="docs/robustness")
     p.add_argument("--throughput", action="store_true", help="only measure randomisation's training throughput "
                    "cost (paired, alternated iterations, native backend) on each env")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if not arms or set(arms) - set(ARMS):
