@@ -94,6 +94,20 @@ def test_held_out_episodes_are_their_robots_episodes(tmp_path):
         assert cell["mean_return"] == pytest.approx(returns[i], rel=1e-6)
 
 
+def test_eval_keep_keeps_every_evaluated_policy(tmp_path):
+    run = robopg.train(_hopper(eval_keep=True), tmp_path / "r")
+    kept = sorted((run.run_dir / "checkpoints").glob("eval-*.pt"), key=lambda p: int(p.stem[5:]))
+    assert [p.name for p in kept] == ["eval-1024.pt", "eval-2048.pt", "eval-3072.pt"]
+    last = robopg.checkpoint.load(kept[-1])["policy"]
+    final = robopg.checkpoint.load(run.run_dir / "checkpoints" / "latest.pt")["policy"]
+    assert all(torch.equal(last[k], final[k]) for k in final)
+    scores = {int(r["env_steps"]): r["eval_score"] for r in read_csv(run.run_dir / "metrics.csv")}
+    for p in kept:  # each one's score is the one in metrics.csv, and robustness reads the file
+        policy = robopg.load(p)
+        assert score(episode_returns_on(policy, run.config, held_out_robots(run.config)),
+                     "worst-quarter") == pytest.approx(scores[int(p.stem[5:])], rel=1e-6)
+
+
 def test_interrupted_run_resumes_to_the_same_scores_and_best_eval(tmp_path):
     kw = dict(checkpoint_every=100)
     full = robopg.train(_hopper(**kw), tmp_path / "full")
@@ -124,6 +138,7 @@ def test_commands_read_best_eval_and_say_when_a_run_has_none(cli, tmp_path):
     (["--eval-every", "-1"], "--eval-every"),
     (["--eval-every", "1024", "--eval-episodes", "0"], "--eval-episodes"),
     (["--eval-every", "1024", "--eval-score", "median"], "--eval-score"),
+    (["--eval-keep"], "--eval-keep"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "Hopper-v5", *args, "--steps", "1024", "--batch-size", "512", "--run-dir", tmp_path / "r")

@@ -232,6 +232,9 @@ class Config:
                          role="runtime", check="count")
     eval_episodes: int = _f(16, "With --eval-every: held-out episodes (robots) per evaluation.", role="runtime",
                             check="positive_int")
+    eval_keep: bool = _f(False, "With --eval-every: also keep every evaluated policy, as "
+                         "checkpoints/eval-<env steps>.pt (for a look at how the policy changed over the run).",
+                         role="runtime")
     eval_score: str = _f("mean", "With --eval-every: what best-eval.pt maximises: 'mean' (the mean return) or "
                          "'worst-quarter' (the mean of the lowest quarter of the episodes' returns).",
                          role="runtime", choices=EVAL_SCORES)
@@ -360,6 +363,8 @@ class Config:
             raise _bad("critic_obs", f"'{self.critic_obs}' gives the value function the randomised physics factors' "
                        "inputs: it needs --randomize")
         self._check_randomization()
+        if self.eval_keep and not self.eval_every:
+            raise _bad("eval_keep", "keeps every policy --eval-every evaluates: it needs --eval-every")
         if self.policy_obs != "obs" and not parse_randomize(self.randomize):
             raise _bad("policy_obs", f"'{self.policy_obs}' gives the policy the randomised physics factors (or an "
                        "estimate of them): it needs --randomize with physics ranges")

@@ -214,10 +214,12 @@ class Trainer:
         if self.validation is None or not self.validation.due(self.env_steps):
             return
         row.update(self.validation.evaluate(self.policy, self.env_steps))
+        payload = {"config": self.config.to_dict(), "policy": self.policy.state_dict(), "iteration": self.iteration,
+                   "env_steps": self.env_steps, "eval_score": row["eval_score"]}
+        if self.config.eval_keep:
+            checkpoint.save(self.run_dir / "checkpoints" / f"eval-{self.env_steps}.pt", payload)
         if self.validation.improved(row["eval_score"]):
-            checkpoint.save(self.run_dir / "checkpoints" / "best-eval.pt",
-                            {"config": self.config.to_dict(), "policy": self.policy.state_dict(),
-                             "iteration": self.iteration, "env_steps": self.env_steps, "eval_score": row["eval_score"]})
+            checkpoint.save(self.run_dir / "checkpoints" / "best-eval.pt", payload)
 
     def _check_finite(self) -> None:
         for module in self.algorithm.modules():
