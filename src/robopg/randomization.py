@@ -49,7 +49,7 @@ from .physics import get_physics, set_physics
 _ENV_STREAM, _NOISE_STREAM = 0x52D1, 0x4E01  # tags that keep these generators apart from any other seeded one
 
 
-def _generator(seed: int, *keys: int) -> np.random.Generator:
+def seeded_generator(seed: int, *keys: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed & 0xFFFFFFFF, *keys])))
 
 
@@ -86,8 +86,8 @@ class Randomizer:
 
     def reseed(self, seed: int) -> None:
         self.seed = seed
-        self._env_rngs = [_generator(seed, _ENV_STREAM, self.first_env_index + i) for i in range(self.num_envs)]
-        self._noise_rng = _generator(seed, _NOISE_STREAM, self.first_env_index)
+        self._env_rngs = [seeded_generator(seed, _ENV_STREAM, self.first_env_index + i) for i in range(self.num_envs)]
+        self._noise_rng = seeded_generator(seed, _NOISE_STREAM, self.first_env_index)
 
     @property
     def context_dim(self) -> int:

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from .config import Config, parse_randomize
+from .randomization import seeded_generator
 
 EVAL_SEED = 20_000
 _EVAL_STREAM = 0xE7A1  # keeps the held-out robots' generator apart from training's (robopg.randomization)
@@ -28,7 +29,7 @@ def held_out_robots(config: Config) -> list[dict[str, float]]:
     """One robot (``{physics parameter: scale factor}``; ``{}`` is the nominal robot) per evaluation episode,
     drawn from the full --randomize ranges with a generator of the run's seed that training never uses."""
     ranges = parse_randomize(config.randomize)
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([config.seed & 0xFFFFFFFF, _EVAL_STREAM])))
+    rng = seeded_generator(config.seed, _EVAL_STREAM)
     robots = []
     for _ in range(config.eval_episodes):
         robot = {}

@@ -40,7 +40,7 @@ def _robopg(*args: str) -> None:
 
 def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     run_dir = Path(args.runs_dir) / env_id / f"{arm}-s{seed}"
-    which = getattr(args, "checkpoint", "latest")
+    which = args.checkpoint
     maps = run_dir / ("robustness" if which == "latest" else f"robustness-{which}")
     done = maps / "robustness.json"
     if not done.exists():
