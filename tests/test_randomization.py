@@ -181,6 +181,46 @@ def test_several_start_robots_each_start_one_of_them_until_the_ranges_open():
     np.testing.assert_array_equal(fresh[0].factors, fresh[1].factors)
 
 
+def test_a_start_robot_with_at_steps_joins_the_draw_from_that_env_step_on():
+    venv = make_vector_env("Hopper-v5", 8, backend="native")
+    staged = Randomizer(SPEC, 0, 0, "0", 8, seed=3, after_steps=1000, start="mass=1.25;friction=0.8,gear=0.9@500")
+    alone = Randomizer(SPEC, 0, 0, "0", 8, seed=3, after_steps=1000, start="mass=1.25")
+    robots = np.array([[1.25, 1.0, 1.0, 1.0], [1.0, 0.8, 1.0, 0.9]])
+    for env_steps in (0, 499):                                   # before it joins: the first robot alone, and
+        for r in (staged, alone):                                # no draw spent on choosing (the same streams)
+            r.advance(env_steps)
+            r.start(venv, np.arange(8))
+        np.testing.assert_array_equal(staged.factors, alone.factors)
+        np.testing.assert_array_equal(staged.factors, np.broadcast_to(robots[0], (8, 4)))
+    seen = np.zeros(2, dtype=int)
+    staged.advance(500)
+    for _ in range(20):
+        staged.start(venv, np.arange(8))
+        seen += np.bincount([int(np.flatnonzero(np.abs(robots - row).max(1) < 1e-12)[0]) for row in staged.factors],
+                            minlength=2)
+    assert seen.min() > 40                                        # 160 starts, each robot about half of them
+    # Every robot from step 0 ('@0' or no '@'): the list without a schedule, to the bit.
+    plain, at0 = (Randomizer(SPEC, 0, 0, "0", 8, seed=3, after_steps=1000, start=s)
+                  for s in ("mass=1.25;friction=0.8", "mass=1.25@0;friction=0.8@0"))
+    for r in (plain, at0):
+        r.start(venv, np.arange(8))
+    np.testing.assert_array_equal(plain.factors, at0.factors)
+
+
+def test_run_with_a_start_schedule_resumes_to_the_same_numbers(tmp_path):
+    kw = dict(randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_after=1200,
+              randomize_start="mass=1.4;mass=0.6@400", critic_obs="privileged", steps=2400, batch_size=400,
+              checkpoint_every=100)
+    contexts = []
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full",
+                        callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
+    masses = {steps: set(np.round(np.exp(c[..., 0][np.abs(c[..., 1]) < 1e-7].astype(float)), 4).tolist())
+              for steps, c in contexts}
+    assert masses[0] == {1.4}                                     # the heavy robot alone before step 400...
+    assert masses[400] == {1.4, 0.6} or masses[800] == {1.4, 0.6}  # ...then either (new episodes draw one)
+    resumes_and_matters(full, kw, "randomize_start", "mass=1.4", tmp_path, cut_at=2)
+
+
 def test_run_that_starts_on_another_robot_resumes_to_the_same_numbers(tmp_path):
     kw = dict(randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_after=1200, randomize_start="mass=1.4",
               critic_obs="privileged", steps=2400, batch_size=400, checkpoint_every=100)
@@ -388,6 +428,14 @@ def test_ray_worker_mixes_in_the_nominal_robot():
     (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass=-1"],
      "--randomize-start"),
     (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass"], "--randomize-start"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass=1.5;mass=0.5@x"],
+     "--randomize-start"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass=1.5@-1"],
+     "--randomize-start"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass=1.5@100"],
+     "--randomize-start"),
+    (["--randomize", "mass=0.5:1.5", "--randomize-after", "500", "--randomize-start", "mass=1.5;mass=0.5@500"],
+     "--randomize-start"),
 ])
 def test_bad_input_exits_2_naming_the_option(cli, tmp_path, args, option):
     out = cli("train", "Hopper-v5", *args, "--run-dir", tmp_path / "r")

@@ -203,6 +203,17 @@ def test_workers_widen_a_ramped_randomisation_with_the_runs_env_steps(ray_cluste
     assert spread[1] == 0.0 and spread[-1] > 0.1
 
 
+def test_workers_follow_a_start_schedule_on_the_runs_env_steps(ray_cluster, tmp_path):
+    contexts = []  # the light robot joins the start robots at the run's env step 256, on every worker
+    kw = dict(workers=2, envs_per_worker=2, randomize="mass=0.5:1.5", randomize_after=768, critic_obs="privileged",
+              randomize_start="mass=1.4;mass=0.6@256", estimator="gae", baseline="value", steps=1024, batch_size=256)
+    robopg.train(tiny("Hopper-v5", **kw), tmp_path / "a",
+                 callbacks=[lambda t, ro, row: contexts.append((t.env_steps - ro.num_steps, ro.context))])
+    masses = {steps: set(np.round(np.exp(c[..., 0].astype(float)), 4).ravel().tolist()) for steps, c in contexts}
+    assert masses[0] == {1.4}
+    assert masses[256] | masses[512] == {1.4, 0.6}
+
+
 def test_workers_draw_from_the_learners_focus_and_reproduce(ray_cluster, tmp_path):
     kw = dict(workers=2, envs_per_worker=2, randomize="mass=0.5:1.5,friction=0.5:2:log", randomize_focus=0.8,
               estimator="gae", baseline="value", steps=1536, batch_size=256)

@@ -257,7 +257,8 @@ class Config:
     randomize_start: str = _f("", "The robot before the --randomize ranges open (--randomize-after) and that they "
                               "widen from (--randomize-ramp): scale factors of --randomize's parameters, e.g. "
                               "mass=1.5 (NAME=S,...; the others 1), or several robots separated by ';', each episode "
-                              "one of them. Empty: the nominal robot.", check="start")
+                              "one of them; ROBOT@STEPS joins them from that env step on (a schedule: "
+                              "'mass=1.5;mass=0.5@1000000'). Empty: the nominal robot.", check="start")
     randomize_focus: float = _f(0.0, "Worst-case focus: this fraction of episode starts draws its robot by rank from "
                                 "the cells of the --randomize ranges where recent episodes returned least, the rest "
                                 "uniformly (0: uniform draws, as without it; docs/robustness.md).", check="unit")
@@ -416,6 +417,11 @@ class Config:
             if not (self.randomize_after or self.randomize_ramp):
                 raise _bad("randomize_start", "is the robot before the --randomize ranges open or widen: it needs "
                            "--randomize-after or --randomize-ramp")
+            late = max(joins for _, joins in parse_start_schedule(self.randomize_start))
+            if late >= self.randomize_after + self.randomize_ramp:
+                raise _bad("randomize_start", f"has a robot joining at env step {late:,}, when the ranges are already "
+                           "fully open and start robots are no longer drawn: give a step before --randomize-after "
+                           "(+ --randomize-ramp)")
             extra = {n for robot in parse_start(self.randomize_start) for n in robot} - set(parse_randomize(
                 self.randomize))
             if extra:
@@ -578,7 +584,26 @@ def parse_start(text: str) -> list[dict[str, float]]:
     """'mass=1.5,friction=0.8' -> [{'body_mass': 1.5, 'geom_friction': 0.8}]: one robot, a scale factor per named
     parameter; robots separated by ';' ('mass=1.5;mass=0.5' -> two). ValueError (its message names the part) for
     an unknown name, a part that is not NAME=S, or a scale that is not positive and finite."""
-    return [_parse_robot(robot) for robot in text.split(";") if robot.strip()]
+    return [robot for robot, _ in parse_start_schedule(text)]
+
+
+def parse_start_schedule(text: str) -> list[tuple[dict[str, float], int]]:
+    """parse_start's robots, each with the env step it joins the start robots from: 'mass=1.5;mass=0.5@1000000'
+    -> the heavy robot from the run's first step, the light one from step 1,000,000 on (no '@': from 0). At least
+    one robot is there from the first step."""
+    schedule = []
+    for robot in (r for r in text.split(";") if r.strip()):
+        body, at, steps = robot.partition("@")
+        try:
+            joins = int(steps.replace("_", "")) if at else 0
+        except ValueError:
+            joins = -1
+        if joins < 0:
+            raise ValueError(f"cannot read {robot.strip()!r}: the env step after '@' must be an integer >= 0")
+        schedule.append((_parse_robot(body), joins))
+    if schedule and min(j for _, j in schedule) > 0:
+        raise ValueError("no robot from the run's first step: give one without '@' (or @0)")
+    return schedule
 
 
 def _parse_robot(text: str) -> dict[str, float]:

@@ -30,7 +30,9 @@ env steps, then opens the ranges: at once, or over the ramp's STEPS after it. Pr
 with ``--randomize-start mass=1.5`` on another: the ramp then widens the ranges from that robot's factors (1 for
 the parameters it does not name), and before the ranges open every episode runs it. ``mass=1.5;mass=0.5`` names
 several: while the ranges are not fully open an episode start draws one of them (one draw more), uniformly, and
-widens from it. The nominal mix (``--randomize-nominal``) stays the nominal robot.
+widens from it. ``mass=1.5;mass=0.5@1000000`` is a schedule: the light robot joins the draw from env step 1,000,000
+on (the width's clock, so Ray workers and resumed runs agree on it). The nominal mix (``--randomize-nominal``)
+stays the nominal robot.
 
 The delayed action: the robot receives the action chosen ``k`` control steps earlier; for an episode's first
 ``k`` steps, zeros (the motors at rest). The policy's own sample is what the rollout stores, so the policy
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import parse_delay, parse_randomize, parse_start
+from .config import parse_delay, parse_randomize, parse_start_schedule
 from .errors import EnvError
 from .focus import Cells
 from .physics import get_physics, set_physics
@@ -75,9 +77,13 @@ class Randomizer:
         self.ramp_steps, self.after_steps = int(ramp_steps), int(after_steps)
         self.width = self._width(0)
         # The robot the ranges widen from (--randomize-start), in each parameter's draw space (log for log-uniform).
-        # One row per start robot ([R, params]; the nominal robot when none is given).
+        # One row per start robot ([R, params]; the nominal robot when none is given), and the env step each
+        # joins the others from (ROBOT@STEPS).
+        schedule = parse_start_schedule(start) or [({}, 0)]
         self.start_at = np.array([[np.log(robot.get(n, 1.0)) if self.ranges[n][2] == "log" else robot.get(n, 1.0)
-                                   for n in self.names] for robot in parse_start(start) or [{}]])
+                                   for n in self.names] for robot, _ in schedule])
+        self.start_joins = np.array([joins for _, joins in schedule])
+        self.start_pool = self._pool(0)
         # --randomize-focus: the cells episode starts draw from, and this iteration's probabilities (uniform
         # until the learner sends its own).
         self.cells = Cells(spec, focus_bins) if focus_bins and self.names else None
@@ -115,6 +121,7 @@ class Randomizer:
         """The run has taken ``env_steps`` env steps: set the ranges' width for the episodes that start next, and
         (--randomize-focus) the probabilities they draw their cells with."""
         self.width = self._width(env_steps)
+        self.start_pool = self._pool(env_steps)
         if cell_probs is not None and self.cells is not None:
             cell_probs = np.asarray(cell_probs, dtype=float)
             if cell_probs.shape != (self.cells.count,):
@@ -126,6 +133,10 @@ class Randomizer:
         if opened < 0:
             return 0.0
         return min(1.0, opened / self.ramp_steps) if self.ramp_steps else 1.0
+
+    def _pool(self, env_steps: int) -> np.ndarray:
+        """The rows of ``start_at`` that episodes starting now draw from: the start robots that have joined."""
+        return np.flatnonzero(self.start_joins <= env_steps)
 
     # --- episode starts ---------------------------------------------------------------------------------
     def start(self, venv, ids: np.ndarray) -> None:
@@ -141,7 +152,8 @@ class Randomizer:
                 self.factors[i] = 1.0
             else:
                 # Several start robots: one more draw, only while the ranges are not fully open.
-                at = self.start_at[rng.integers(len(self.start_at)) if len(self.start_at) > 1 and w < 1 else 0]
+                pool = self.start_pool
+                at = self.start_at[pool[rng.integers(len(pool))] if len(pool) > 1 and w < 1 else pool[0]]
                 if cdf is not None:
                     self._draw_in_cell(i, rng, cdf, w, at)
                 else:
