@@ -168,6 +168,8 @@ def test_experiment_summary_with_one_seed_and_with_two(cli, hopper_run, tmp_path
     low, high = sorted((doc["nominal_return"], other["nominal_return"]))
     assert f"[{low:,.0f}, {high:,.0f}]" in two
     assert "per arm, `ppo`, 2,048 steps" in one  # the update rule is named beside the budget
+    uneven = summarize("Hopper-v5", {"nominal": [doc, other], "randomized": [doc]}, tmp_path / "uneven", args)
+    assert "2 seeds nominal, 1 seed randomized, `ppo`" in uneven  # a pilot arm's seeds are its own
     for d in ("one", "two"):
         assert (tmp_path / d / "maps.png").exists()
         assert json.loads((tmp_path / d / "results.json").read_text())["algorithm"] == "ppo"

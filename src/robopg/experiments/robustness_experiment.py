@@ -82,8 +82,10 @@ def summarize(env_id: str, docs: dict[str, list[dict]], out: Path, args) -> str:
 
     common = shlex.split(args.all_args)
     extra = arm_options("randomized", args)[len(common) + len(ARMS["randomized"]):]  # what they add to --randomize
-    per_arm = _seeds(len(next(iter(docs.values()))))
-    lines = [f"### {env_id}: {per_arm} per arm, `{args.algorithm}`, {args.steps:,} steps, "
+    counts = {arm: len(runs) for arm, runs in docs.items()}
+    per_arm = (f"{_seeds(next(iter(counts.values())))} per arm" if len(set(counts.values())) == 1  # a pilot arm
+               else ", ".join(f"{_seeds(n)} {arm}" for arm, n in counts.items()))              # may have fewer
+    lines = [f"### {env_id}: {per_arm}, `{args.algorithm}`, {args.steps:,} steps, "
              f"grid {' x '.join(args.grid)}, {args.episodes} episodes per cell"
              + (f"; every arm with {shlex.join(common)}" if common else "")
              + (f"; randomised arms with {shlex.join(extra)}" if extra else ""),
