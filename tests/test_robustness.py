@@ -201,13 +201,14 @@ def test_experiment_arms_get_their_options_and_the_nominal_arm_stays_the_preset(
 
 
 def test_experiment_distilled_arm_is_a_teacher_then_its_student_on_one_budget(tmp_path):
+    from robopg.api import load_config  # (not robopg.api.load_config: the test alone has not imported robopg.api)
     from robopg.experiments.robustness_experiment import main
 
     assert main(["--envs", "Hopper-v5", "--seeds", "1", "--steps", "4096", "--distill-steps", "2048",
                  "--arms", "distilled", "--grid", "mass=0.8:1.2:2", "--episodes", "1", "--obs-history", "1",
                  "--runs-dir", str(tmp_path / "runs"), "--docs-dir", str(tmp_path / "docs")]) == 0
-    teacher = robopg.api.load_config(tmp_path / "runs" / "Hopper-v5" / "teacher-s0")
-    student = robopg.api.load_config(tmp_path / "runs" / "Hopper-v5" / "distilled-s0")
+    teacher = load_config(tmp_path / "runs" / "Hopper-v5" / "teacher-s0")
+    student = load_config(tmp_path / "runs" / "Hopper-v5" / "distilled-s0")
     assert (teacher.policy_obs, teacher.steps, teacher.obs_history) == ("privileged", 2048, 1)
     assert (student.policy_obs, student.steps, student.obs_history) == ("estimated", 2048, 1)
     assert student.distill_from == str(tmp_path / "runs" / "Hopper-v5" / "teacher-s0")
@@ -217,6 +218,31 @@ def test_experiment_distilled_arm_is_a_teacher_then_its_student_on_one_budget(tm
         with pytest.raises(SystemExit) as e:
             main(["--arms", "distilled", "--steps", "4096", "--distill-steps", bad])
         assert e.value.code == 2
+
+
+def test_experiment_resumes_a_run_it_left_short_instead_of_mapping_it(tmp_path):
+    # An experiment stopped mid-training leaves a checkpoint short of the budget: run again, it must finish that run
+    # (robopg resume, so the numbers are the uninterrupted run's), not map a half-trained policy.
+    from robopg.experiments.robustness_experiment import main
+    from robopg.trainer import TrainingInterrupted
+
+    from .test_training import _numbers, interrupt_at
+
+    run_dir = tmp_path / "runs" / "Hopper-v5" / "nominal-s0"
+    config = tiny("Hopper-v5", steps=1200, batch_size=400, checkpoint_every=1)
+    full = robopg.train(config, tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(config, run_dir, callbacks=[interrupt_at(1)])
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["env_steps"] < 1200
+    argv = ["--envs", "Hopper-v5", "--seeds", "1", "--steps", "1200", "--arms", "nominal", "--grid", "mass=0.8:1.2:2",
+            "--episodes", "1", "--runs-dir", str(tmp_path / "runs"), "--docs-dir", str(tmp_path / "docs")]
+    assert main(argv) == 0
+    assert _numbers(run_dir) == _numbers(full.run_dir)  # finished as if never stopped, then mapped
+    assert (run_dir / "robustness" / "robustness.json").exists()
+    (run_dir / "robustness" / "robustness.json").unlink()   # a corrupt checkpoint: a clear error, not a map
+    (run_dir / "checkpoints" / "latest.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="nominal-s0"):
+        main(argv)
 
 
 def test_maps_side_by_side_share_one_colour_scale():

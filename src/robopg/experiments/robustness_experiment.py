@@ -45,19 +45,32 @@ def run_arm(env_id: str, arm: str, seed: int, args) -> dict:
     done = maps / "robustness.json"
     if not done.exists():
         extra = arm_options(arm, args)
-        if not (run_dir / "checkpoints" / "latest.pt").exists():
-            steps, train_dir = args.steps, run_dir
-            if arm == "distilled":  # the teacher first, on the budget the student leaves it
-                steps, train_dir = args.steps - args.distill_steps, run_dir.with_name(f"teacher-s{seed}")
-            if not (arm == "distilled" and (train_dir / "checkpoints" / "latest.pt").exists()):
-                _robopg("train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps", str(steps),
-                        "--run-dir", str(train_dir), "--overwrite", "--no-tensorboard", *extra)
-            if arm == "distilled":
-                _robopg("train", "--distill-from", str(train_dir), "--seed", str(seed), "--steps",
-                        str(args.distill_steps), "--run-dir", str(run_dir), "--overwrite", "--no-tensorboard")
+        steps, train_dir = args.steps, run_dir
+        if arm == "distilled":  # the teacher first, on the budget the student leaves it
+            steps, train_dir = args.steps - args.distill_steps, run_dir.with_name(f"teacher-s{seed}")
+        _trained(train_dir, steps, ["train", env_id, "--algorithm", args.algorithm, "--seed", str(seed), "--steps",
+                                    str(steps), "--run-dir", str(train_dir), "--overwrite", "--no-tensorboard", *extra])
+        if arm == "distilled":
+            _trained(run_dir, args.distill_steps, ["train", "--distill-from", str(train_dir), "--seed", str(seed),
+                                                   "--steps", str(args.distill_steps), "--run-dir", str(run_dir),
+                                                   "--overwrite", "--no-tensorboard"])
         _robopg("robustness", str(run_dir), "--grid", *args.grid, "--episodes", str(args.episodes),
                 "--checkpoint", which, "--out", str(maps))
     return json.loads(done.read_text())
+
+
+def _trained(run_dir: Path, steps: int, train: list[str]) -> None:
+    """Train ``run_dir`` with the ``train`` command unless it already holds a run of ``steps`` env steps; a run
+    that an interrupted experiment left short of them is resumed, never mapped half-trained."""
+    from .sweep import run_state
+
+    state = run_state(run_dir, steps)
+    if state.action == "broken":
+        raise SystemExit(f"robustness_experiment: error: {run_dir}: {state.detail}")
+    if state.action == "resume":
+        _robopg("resume", str(run_dir))
+    elif state.action != "done":
+        _robopg(*train)
 
 
 def arm_options(arm: str, args) -> list[str]:
