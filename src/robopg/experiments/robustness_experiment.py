@@ -13,7 +13,8 @@ steps: the arm's policy is the student. Then ``robopg robustness`` evaluates eve
 friction grid. It writes, per robot, into
 ``docs/robustness/<env>/``: ``results.md`` and ``results.json`` (IQM with 95% stratified-bootstrap intervals over
 seeds of the nominal-cell return, the worst-cell return and the grid mean) and ``maps.png`` (each arm's mean map,
-side by side). Run again, it skips every run that already has its robustness.json.
+side by side). Run again, it skips every run that already has its robustness.json, and resumes (``robopg resume``)
+a run an interrupted experiment left short of its budget.
 """
 
 from __future__ import annotations
