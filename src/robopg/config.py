@@ -96,6 +96,7 @@ CHECKS = {
     "randomize": lambda v: _reason(parse_randomize, v),
     "delay": lambda v: _reason(parse_delay, v),
     "start": lambda v: _reason(parse_start, v),
+    "gamma_schedule": lambda v: _reason(parse_gamma_schedule, v),
 }
 CHECKS.update({f"optional_{k}": _optional(CHECKS[k]) for k in ("positive", "positive_int", "count", "non_negative",
                                                                           "finite")})
@@ -134,6 +135,9 @@ class Config:
                        "(a constant per parameter, b_k = E[g_k^2 Psi]/E[g_k^2], Greensmith et al. 2004).",
                        role="arm", choices=BASELINES)
     gamma: float = _f(0.99, "Discount factor, in [0, 1].", check="unit")
+    gamma_schedule: str = _f("", "Change the discount during the run: 'GAMMA@STEPS[;GAMMA@STEPS...]', each "
+                             "GAMMA from env step STEPS on (--gamma before the first), e.g. '0.995@1500000' for a "
+                             "longer horizon once the --randomize ranges open.", check="gamma_schedule")
     lam: float = _f(0.95, "GAE lambda, in [0, 1] (lambda=1 is reward-to-go minus the value baseline).", check="unit")
     lr: float = _f(3e-4, "Policy learning rate (Adam).", check="positive")
     lr_schedule: str = _f("constant", "Policy learning-rate schedule over the run.", choices=LR_SCHEDULES)
@@ -354,6 +358,14 @@ class Config:
         done = min(1.0, (env_steps - self.log_std_cap_from) / (self.steps - self.log_std_cap_from))
         return self.init_log_std + (self.log_std_cap - self.init_log_std) * done
 
+    def gamma_at(self, env_steps: int) -> float:
+        """The discount of the batch sampled after ``env_steps`` env steps: --gamma, or --gamma-schedule's."""
+        gamma = self.gamma
+        for scheduled, at in parse_gamma_schedule(self.gamma_schedule):
+            if env_steps >= at:
+                gamma = scheduled
+        return gamma
+
     def randomized(self) -> bool:
         """Whether sampling differs from the nominal robot (physics draws, noise or delay)."""
         return bool(self.randomize) or self.obs_noise > 0 or self.action_noise > 0 or parse_delay(
@@ -375,6 +387,13 @@ class Config:
         if self.distill_from and self.policy_obs != "estimated":
             raise _bad("distill_from", "replaces the teacher's true physics inputs by an estimate: it needs "
                        "--policy-obs estimated")
+        late = max((at for _, at in parse_gamma_schedule(self.gamma_schedule)), default=0)
+        if late >= self.steps:
+            raise _bad("gamma_schedule", f"changes the discount at env step {late:,}, when the run's {self.steps:,} "
+                       "steps are over: give a step before --steps")
+        if self.distill_from and self.gamma_schedule:
+            raise _bad("gamma_schedule", "changes the discount of the policy's updates, and a --distill-from run "
+                       "makes none: leave it out")
         for name in ("physics_estimate_lr", "physics_estimate_epochs", "physics_estimate_replay"):
             if getattr(self, name) is not None and self.policy_obs != "estimated":
                 raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")
@@ -585,6 +604,26 @@ def parse_start(text: str) -> list[dict[str, float]]:
     parameter; robots separated by ';' ('mass=1.5;mass=0.5' -> two). ValueError (its message names the part) for
     an unknown name, a part that is not NAME=S, or a scale that is not positive and finite."""
     return [robot for robot, _ in parse_start_schedule(text)]
+
+
+def parse_gamma_schedule(text: str) -> list[tuple[float, int]]:
+    """'0.995@1500000;0.999@2500000' -> [(0.995, 1500000), (0.999, 2500000)]: each discount from that env step on.
+    ValueError (naming the part) for a discount outside [0, 1], a step that is not an integer >= 0, or steps out of
+    increasing order."""
+    schedule: list[tuple[float, int]] = []
+    for part in (p.strip() for p in text.split(";") if p.strip()):
+        value, at, steps = (x.strip() for x in part.partition("@"))
+        try:
+            gamma, start = float(value), int(steps.replace("_", ""))
+        except ValueError:
+            gamma, start = math.nan, -1
+        if not at or start < 0 or not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"cannot read {part!r}: write GAMMA@STEPS, a discount in [0, 1] from an env step >= 0")
+        if schedule and start <= schedule[-1][1]:
+            raise ValueError(f"{part!r} starts at or before the step of the discount before it: list them in "
+                             "increasing order of their steps")
+        schedule.append((gamma, start))
+    return schedule
 
 
 def parse_start_schedule(text: str) -> list[tuple[dict[str, float], int]]:

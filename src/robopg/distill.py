@@ -36,7 +36,8 @@ def student_values(teacher: Config, teacher_run: str | Path) -> dict:
     values = {k: v for k, v in teacher.to_dict().items() if k not in ("run_dir", "name", "steps")}
     return {**values, "policy_obs": "estimated", "distill_from": str(teacher_run), "randomize_ramp": 0,
             "randomize_after": 0, "randomize_start": "", "randomize_focus": 0.0, "critic_obs": "obs",
-            "critic_context_noise": None, "log_std_cap": None, "log_std_cap_from": 0}
+            "critic_context_noise": None, "log_std_cap": None, "log_std_cap_from": 0,
+            "gamma_schedule": ""}
 
 
 def init_student(policy, fit, config, teacher) -> None:

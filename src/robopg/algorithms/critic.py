@@ -29,14 +29,21 @@ class Critic:
                                   blind=c.critic_obs == "blind")
             self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches, c.context_noise())
         self.value = self.value_fit.value if self.value_fit else None
+        self.gamma = c.gamma
         self.reward_scaler = RewardScaler(num_envs, c.gamma) if c.normalize_rewards else None
 
+    def discount(self, gamma: float) -> None:
+        """Weigh the batches from now on with ``gamma`` (--gamma-schedule), the reward scaler's returns too."""
+        self.gamma = gamma
+        if self.reward_scaler is not None:
+            self.reward_scaler.gamma = gamma
+
     def weights(self, rollout: Rollout) -> Weights:
-        return compute_weights(self.config, rollout, self.value, self.reward_scaler)
+        return compute_weights(self.config, rollout, self.value, self.reward_scaler, gamma=self.gamma)
 
     def reweigh(self, rollout: Rollout, w: Weights) -> Weights:
         """``w``'s batch weighed again with the value function as it is now (the rewards as scaled then)."""
-        return compute_weights(self.config, rollout, self.value, None, rewards=w.rewards)
+        return compute_weights(self.config, rollout, self.value, None, rewards=w.rewards, gamma=self.gamma)
 
     def fit(self, w: Weights, iteration: int, clip: float | None = None, epochs: int | None = None
             ) -> dict[str, float]:

@@ -33,10 +33,12 @@ class Weights:
 
 
 def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
-                    reward_scaler: RewardScaler | None, rewards: np.ndarray | None = None) -> Weights:
+                    reward_scaler: RewardScaler | None, rewards: np.ndarray | None = None,
+                    gamma: float | None = None) -> Weights:
     """Psi_t as ``config.estimator`` and ``config.baseline`` say, then normalised if asked. ``rewards``: those
     of an earlier ``Weights`` of the same rollout, to compute Psi again with a refitted value function (the
-    scaler, which learns from each batch it scales, is then not called)."""
+    scaler, which learns from each batch it scales, is then not called). ``gamma``: the discount, if not
+    ``config.gamma`` (--gamma-schedule)."""
     c, m = config, rollout.mask
     if rewards is None:
         rewards = rollout.rewards
@@ -57,7 +59,7 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
             values = value(torch.as_tensor(obs)).double().numpy()
             next_values = value(torch.as_tensor(next_obs)).double().numpy()
     psi, targets = estimators.weights(c.estimator, c.baseline, rewards, rollout.terminated, rollout.truncated, m,
-                                      c.gamma, c.lam, values, next_values)
+                                      c.gamma if gamma is None else gamma, c.lam, values, next_values)
     if c.normalize_advantages:
         psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
     return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
