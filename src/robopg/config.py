@@ -31,6 +31,7 @@ CHECKPOINTS = ("latest", "best", "best-eval")
 ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
 POLICY_OBS = ("obs", "estimated", "privileged")
+ACTION_GAINS = ("fixed", "learned")
 PHYSICS_ESTIMATE_LR, PHYSICS_ESTIMATE_EPOCHS = 1e-3, 5  # --physics-estimate-lr / -epochs when not given
 # A privileged critic fit on exact per-episode factors learns to tell the batch's few episodes apart by them and
 # lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
@@ -192,6 +193,12 @@ class Config:
     hidden_sizes: list = _f([64, 64], "Hidden layer sizes of the policy and value networks.", check="sizes")
     activation: str = _f("tanh", "Hidden activation.", choices=ACTIVATIONS)
     init_log_std: float = _f(-0.5, "Initial log standard deviation of the Gaussian policy.", check="finite")
+    action_gain: str = _f("fixed", "Gaussian policies: 'learned' multiplies the mean action by a gain, "
+                          "exp(g(x)) per joint with g linear in the network's input (the observation, its "
+                          "history and, with --policy-obs estimated, the physics estimate) and bounded to "
+                          "[1/3, 3]; g starts at 0, so the policy starts as it would without it. A policy can "
+                          "then scale its actions with the robot it finds itself on (docs/robustness.md).",
+                          choices=ACTION_GAINS)
     log_std_cap: float = _f(None, "Gaussian policies: cap the log standard deviation with a bound that falls "
                             "linearly from --init-log-std at --log-std-cap-from env steps to this value at --steps; "
                             "after every update the policy's log std is clipped under it. Training's samples then "

@@ -25,7 +25,7 @@ from .normalization import ObsNormalizer
 # network. (The rest is the student's own run: seed, steps, envs, batch size, the estimate's fit.)
 TEACHER_KEYS = ("env_id", "env_kwargs", "flatten_observations", "obs_history", "randomize", "obs_noise",
                 "action_noise", "action_delay", "hidden_sizes", "activation", "init_log_std",
-                "normalize_observations")
+                "normalize_observations", "action_gain")
 
 
 def student_values(teacher: Config, teacher_run: str | Path) -> dict:

@@ -244,12 +244,16 @@ def _core(policy, stochastic: bool):
             # --policy-obs estimated: the physics estimate joins the network's input (Policy.net_inputs).
             self.physics_estimate = None if policy.physics_estimate is None else copy.deepcopy(policy.physics_estimate)
 
-        def features(self, obs: torch.Tensor) -> torch.Tensor:
+        def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+            """The network's input (Policy.net_inputs of the normalised observation)."""
             if self.normalize:
                 obs = ((obs - self.obs_mean) * self.obs_inv_std).clamp(-self.clip, self.clip)
             if self.physics_estimate is not None:
                 obs = torch.cat([obs, self.physics_estimate(obs)], -1)
-            return self.net(obs)
+            return obs
+
+        def features(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.net(self.inputs(obs))
 
     return Core
 
@@ -265,12 +269,17 @@ def _gaussian_graph(policy, stochastic: bool):
         def __init__(self):
             super().__init__()
             self.net = copy.deepcopy(policy.mean_net)
+            # --action-gain learned: the mean times the gain of the same input (GaussianPolicy.forward).
+            self.gain = None if policy.action_gain is None else copy.deepcopy(policy.action_gain)
             self.register_buffer("std", policy.log_std.detach().exp().clone())
             self.register_buffer("low", policy.low.detach().clone())
             self.register_buffer("high", policy.high.detach().clone())
 
         def forward(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-            a = self.features(obs)
+            x = self.inputs(obs)
+            a = self.net(x)
+            if self.gain is not None:
+                a = a * self.gain(x)
             if self.stochastic:
                 eps = torch.randn_like(a) if noise is None else noise
                 a = a + eps * self.std  # as GaussianPolicy.sample

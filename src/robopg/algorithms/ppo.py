@@ -88,9 +88,10 @@ class PPO:
                       after_epoch: Callable[[Weights, bool], Weights] | None = None) -> dict[str, float]:
         """Epochs x minibatches on the batch of ``w``; returns their statistics. ``after_epoch(w, last)``, if
         given, runs after each epoch (``last``: no epoch follows) and returns the weights of the next."""
-        # (--mean-bound-coef's penalty is one more autograd term: those steps take autograd's gradient.)
+        # (--mean-bound-coef's penalty is one more autograd term, and --action-gain learned one more factor of the
+        # mean, which the hand-written gradient does not know: those steps take autograd's gradient.)
         hand = (self.hand_backward and hasattr(self.policy, "log_prob_grad")
-                and not self.config.option("mean_bound_coef"))
+                and not self.config.option("mean_bound_coef") and getattr(self.policy, "action_gain", None) is None)
         with torch.no_grad():
             old_log_prob, entropy = self.policy.log_prob_entropy(w.obs, w.actions)
             # The normaliser is fixed until the epochs end: the hand-written gradient takes the batch normalised

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from ..errors import ConfigError
 from ..normalization import ObsNormalizer
 from .base import FrozenSampler, Policy
 from .categorical import CategoricalPolicy
@@ -23,9 +24,13 @@ def make_policy(config, observation_space: gym.Space, action_space: gym.Space) -
     # A --policy-obs privileged policy reads the env's observation and then the true physics (the sampler, or
     # robopg.envs.context in evaluation, appends it).
     obs_dim = int(observation_space.shape[0]) + len(policy_context(config))
+    gain = getattr(config, "action_gain", "fixed") == "learned"
     if isinstance(action_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
-                              config.init_log_std, config.normalize_observations, estimate_dim(config))
+                              config.init_log_std, config.normalize_observations, estimate_dim(config), gain)
+    if gain:
+        raise ConfigError("--action-gain: the policy's actions are discrete, there is no action to scale: use it on "
+                          "continuous (Box) actions")
     return CategoricalPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
                              config.normalize_observations, estimate_dim(config))
 

@@ -40,13 +40,20 @@ class Policy(nn.Module):
             return x
         return torch.cat([x, run_layers(self.physics_estimate, x)], -1)
 
+    def frozen_inputs(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``net_inputs``, frozen (``frozen_layers``): normalised observations in, the network's input out."""
+        if self.physics_estimate is None:
+            return lambda x: x
+        estimate = frozen_layers(self.physics_estimate)
+        return lambda x: torch.cat([x, estimate(x)], -1)
+
     def frozen_net(self, net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
         """``net`` after ``net_inputs``, frozen (``frozen_layers``) for normalised observations."""
         head = frozen_layers(net)
         if self.physics_estimate is None:
             return head
-        estimate = frozen_layers(self.physics_estimate)
-        return lambda x: head(torch.cat([x, estimate(x)], -1))
+        inputs = self.frozen_inputs()
+        return lambda x: head(inputs(x))
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

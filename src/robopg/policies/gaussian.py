@@ -9,13 +9,38 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 from .. import losses
 from ..normalization import ObsNormalizer
 from .base import FrozenSampler, Policy
-from .networks import linear_plan, mlp, plan_backward, plan_forward, run_layers, write_grad
+from .networks import frozen_layers, linear_plan, mlp, plan_backward, plan_forward, run_layers, write_grad
 
 _LOG_2PI = math.log(2 * math.pi)
+
+
+class ActionGain(nn.Module):
+    """--action-gain learned: a gain per action dimension, ``exp(B tanh(l / B))`` with ``l = W x + b`` linear in
+    the policy network's input ``x``, so it stays within [e^-B, e^B] (B = log 3). W and b start at zero: a gain
+    of exactly 1, and the policy's first actions are those it would take without one.
+
+    Why a product and not one more input: a policy whose robot turns out to be half as heavy has to scale its
+    whole action down (the same torque accelerates it twice as hard), and an MLP that reads the robot's physics as
+    an input can only add to its output, not scale it (docs/robustness.md)."""
+
+    def __init__(self, in_dim: int, act_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(act_dim, in_dim))
+        self.bias = nn.Parameter(torch.zeros(act_dim))
+        self.bound = math.log(3.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(torch.tanh(functional.linear(x, self.weight, self.bias) / self.bound) * self.bound)
+
+    def frozen(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``forward`` with copies of the parameters as they are now (the sampling fast path's)."""
+        weight, bias, bound = self.weight.detach().clone(), self.bias.detach().clone(), self.bound
+        return lambda x: torch.exp(torch.tanh(functional.linear(x, weight, bias) / bound) * bound)
 
 
 class GaussianPolicy(Policy):
@@ -27,19 +52,24 @@ class GaussianPolicy(Policy):
     """
 
     def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden: list[int], activation: str,
-                 init_log_std: float, normalize_observations: bool = True, estimate_dim: int = 0):
+                 init_log_std: float, normalize_observations: bool = True, estimate_dim: int = 0,
+                 action_gain: bool = False):
         super().__init__()
         act_dim = int(np.prod(action_space.shape))
         self.action_shape = action_space.shape
         self.normalizer = ObsNormalizer(obs_dim, normalize_observations)
-        self.mean_net = mlp([self._add_physics_estimate(obs_dim, hidden, activation, estimate_dim), *hidden, act_dim],
-                            activation, out_gain=0.01)
+        in_dim = self._add_physics_estimate(obs_dim, hidden, activation, estimate_dim)
+        self.mean_net = mlp([in_dim, *hidden, act_dim], activation, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        # (After the other parameters, which it draws nothing before: without it they are what they were.)
+        self.action_gain = ActionGain(in_dim, act_dim) if action_gain else None
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return run_layers(self.mean_net, self.net_inputs(self.normalizer.forward(obs)))
+        x = self.net_inputs(self.normalizer.forward(obs))
+        mean = run_layers(self.mean_net, x)
+        return mean if self.action_gain is None else mean * self.action_gain(x)
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
         # By hand: building a torch.distributions.Normal per step costs ~1.8x the whole inference.
@@ -47,7 +77,7 @@ class GaussianPolicy(Policy):
         return mean + torch.randn_like(mean) * self.log_std.exp()
 
     def frozen_sampler(self) -> FrozenSampler:
-        normalize, mean_of = self.normalizer.frozen(), self.frozen_net(self.mean_net)
+        normalize, mean_of = self.normalizer.frozen(), self._frozen_mean()
         std = self.log_std.detach().exp().numpy()  # a new array: frozen too
         low, high, shape = self.low.numpy(), self.high.numpy(), self.action_shape
 
@@ -58,6 +88,17 @@ class GaussianPolicy(Policy):
             return actions, np.clip(actions, low, high).reshape(actions.shape[:-1] + shape)
 
         return sample_actions
+
+    def _frozen_mean(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        if self.action_gain is None:
+            return self.frozen_net(self.mean_net)
+        inputs, head, gain = self.frozen_inputs(), frozen_layers(self.mean_net), self.action_gain.frozen()
+
+        def mean_of(x: torch.Tensor) -> torch.Tensor:
+            x = inputs(x)
+            return head(x) * gain(x)
+
+        return mean_of
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self(obs)

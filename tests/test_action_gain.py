@@ -1,0 +1,163 @@
+"""--action-gain learned: the Gaussian policy's mean times a gain exp(B tanh(g(x) / B)), g linear in the network's
+input. It starts at exactly 1 and draws nothing, so the policy starts as the plain one; the sampling fast path and
+the exported graphs compute it as the policy does; every update rule moves it; a run with it resumes to the same
+numbers; a student keeps it; discrete actions refuse it."""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import robopg
+from robopg import checkpoint
+from robopg.config import Config
+from robopg.errors import TrainingInterrupted
+from robopg.policies import GaussianPolicy, make_policy
+
+from .conftest import tiny
+from .test_training import _numbers, _same, interrupt_at
+
+BOX = gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
+
+
+def _policy(gain: bool, estimate_dim: int = 0) -> GaussianPolicy:
+    torch.manual_seed(0)
+    return GaussianPolicy(5, BOX, [16, 16], "tanh", -0.5, True, estimate_dim, action_gain=gain)
+
+
+def _perturb(policy: GaussianPolicy, scale: float = 0.5) -> None:
+    """Gain weights far from 0 (a gain of 1 would hide a path that forgets it), and an estimate that moves."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        policy.action_gain.weight.copy_(scale * torch.randn(policy.action_gain.weight.shape, generator=g))
+        policy.action_gain.bias.copy_(scale * torch.randn(policy.action_gain.bias.shape, generator=g))
+        if policy.physics_estimate is not None:
+            for layer in policy.physics_estimate:
+                if isinstance(layer, torch.nn.Linear):
+                    layer.weight.copy_(torch.randn(layer.weight.shape, generator=g))
+
+
+def test_the_gain_starts_at_one_and_the_policy_as_the_plain_one_to_the_bit():
+    plain, gained = _policy(False, 2), _policy(True, 2)
+    for name, p in plain.state_dict().items():  # the gain draws nothing: every other tensor is the plain one's
+        assert torch.equal(p, gained.state_dict()[name]), name
+    assert not gained.action_gain.weight.any() and not gained.action_gain.bias.any()
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(64, 5)), dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(plain(obs), gained(obs))
+    assert sorted(n for n, _ in gained.named_parameters() if n.startswith("action_gain")) == [
+        "action_gain.bias", "action_gain.weight"]  # parameters: every update rule's optimiser moves them
+
+
+def test_the_gain_scales_each_joint_by_exp_of_its_linear_map_within_one_third_and_three():
+    policy = _policy(True, 2)
+    _perturb(policy)
+    obs = torch.as_tensor(np.random.default_rng(1).normal(size=(256, 5)), dtype=torch.float32)
+    with torch.no_grad():
+        x = policy.net_inputs(policy.normalizer(obs))
+        assert x.shape[1] == 5 + 2  # the gain reads the physics estimate too
+        linear = x @ policy.action_gain.weight.T + policy.action_gain.bias
+        bound = math.log(3.0)
+        expected = policy.mean_net(x) * torch.exp(bound * torch.tanh(linear / bound))
+        assert torch.allclose(policy(obs), expected, rtol=1e-6, atol=1e-7)
+        policy.action_gain.bias.fill_(50.0)
+        gains = policy(obs) / policy.mean_net(x)
+        assert torch.allclose(gains, torch.full_like(gains, 3.0), rtol=1e-5)
+        policy.action_gain.bias.fill_(-50.0)
+        gains = policy(obs) / policy.mean_net(x)
+        assert torch.allclose(gains, torch.full_like(gains, 1 / 3), rtol=1e-5)
+
+
+def test_the_sampling_fast_path_and_mode_compute_the_gain_as_sample_does_to_the_bit():
+    policy = _policy(True, 2)
+    _perturb(policy)
+    obs = np.random.default_rng(2).normal(0.0, 3.0, (16, 5)).astype(np.float32)
+    sample_actions = policy.frozen_sampler()
+    torch.manual_seed(7)
+    fast = [sample_actions(obs) for _ in range(3)]
+    torch.manual_seed(7)
+    with torch.no_grad():
+        reference = [policy.sample(torch.as_tensor(obs)).numpy() for _ in range(3)]
+    for (actions, env_actions), expected in zip(fast, reference):
+        assert np.array_equal(actions, expected) and np.array_equal(env_actions, policy.to_env(expected))
+    with torch.no_grad():  # and the gain is in it: the same policy without one samples other actions
+        policy.action_gain.bias.fill_(1.0)
+    torch.manual_seed(7)
+    assert not np.array_equal(policy.frozen_sampler()(obs)[0], fast[0][0])
+
+
+@pytest.mark.parametrize("algorithm", ["pg", "ppo", "trpo"])
+def test_every_update_rule_moves_the_gain(tmp_path, algorithm):
+    run = robopg.train(tiny("Pendulum-v1", steps=1024, algorithm=algorithm, action_gain="learned"), tmp_path / "r")
+    gain = robopg.load(run.run_dir).action_gain
+    assert gain.weight.abs().max() > 0 and gain.bias.abs().max() > 0
+    assert robopg.api.load_config(run.run_dir).action_gain == "learned"
+
+
+def test_a_run_with_a_gain_resumes_to_the_same_numbers_and_differs_from_one_without(tmp_path):
+    kw = dict(steps=2048, batch_size=512, action_gain="learned", checkpoint_every=100)
+    full = robopg.train(tiny("Pendulum-v1", **kw), tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("Pendulum-v1", **kw), tmp_path / "cut", callbacks=[interrupt_at(2)])
+    _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
+    plain = robopg.train(tiny("Pendulum-v1", **{**kw, "action_gain": "fixed"}), tmp_path / "plain")
+    first = [_numbers(r.run_dir)[0] for r in (plain, full)]  # the first batch: sampled with a gain of 1
+    assert [[row[k] for k in ("policy_loss", "value_loss", "entropy")] for row in first] == [
+        [first[0][k] for k in ("policy_loss", "value_loss", "entropy")]] * 2
+    assert _numbers(plain.run_dir) != _numbers(full.run_dir)
+
+
+def test_exported_graphs_give_the_actions_of_act_with_a_gain(tmp_path, capsys):
+    import onnxruntime as ort
+
+    from robopg.cli import main as robopg_main
+
+    run = robopg.train(tiny("Hopper-v5", steps=1024, obs_history=1, action_gain="learned"), tmp_path / "r").run_dir
+    path = run / "checkpoints" / "latest.pt"
+    data = checkpoint.load(path)
+    g = torch.Generator().manual_seed(3)
+    for key in ("action_gain.weight", "action_gain.bias"):
+        data["policy"][key] = 0.5 * torch.randn(data["policy"][key].shape, generator=g)
+    checkpoint.save(path, data)
+    policy = robopg.load(run)
+    obs = np.random.default_rng(4).normal(0.0, 2.0, (500, policy.normalizer.mean.numel())).astype(np.float32)
+    expected = policy.act(obs, deterministic=True)
+    with torch.no_grad():
+        plain = policy.mean_net(policy.net_inputs(policy.normalizer(torch.as_tensor(obs)))).clamp(-1, 1).numpy()
+    assert np.abs(expected - plain).max() > 0.01  # the gain changes the actions this test compares
+    assert robopg_main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    sess = ort.InferenceSession(str(tmp_path / "onnx" / "policy.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(sess.run(["action"], {"obs": obs})[0] - expected).max() <= 1e-5
+    assert robopg_main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
+    scripted = torch.jit.load(str(tmp_path / "ts" / "policy.pt"))
+    with torch.no_grad():
+        assert np.abs(scripted(torch.as_tensor(obs)).numpy() - expected).max() <= 1e-5
+    capsys.readouterr()
+
+
+def test_a_student_keeps_its_teachers_gain(tmp_path):
+    from robopg.distill import TEACHER_KEYS, student_values
+
+    teacher = tiny("Hopper-v5", randomize="mass=0.5:1.5", policy_obs="privileged", action_gain="learned")
+    assert student_values(teacher, tmp_path)["action_gain"] == "learned"
+    assert "action_gain" in TEACHER_KEYS  # a student with another gain than its teacher's is refused
+
+
+def test_make_policy_gives_a_gaussian_policy_its_gain():
+    config = Config(env_id="test", hidden_sizes=[8], action_gain="learned")
+    assert make_policy(config, gym.spaces.Box(-np.inf, np.inf, (5,)), BOX).action_gain is not None
+    config = Config(env_id="test", hidden_sizes=[8])
+    assert make_policy(config, gym.spaces.Box(-np.inf, np.inf, (5,)), BOX).action_gain is None
+
+
+def test_bad_input_exits_2_naming_the_option(cli, tmp_path):
+    out = cli("train", "CartPole-v1", "--action-gain", "learned", "--steps", "1024", "--batch-size", "512",
+              "--run-dir", tmp_path / "r")  # discrete actions: nothing to scale
+    assert out.returncode == 2, out.stderr
+    assert "--action-gain" in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    out = cli("train", "Pendulum-v1", "--action-gain", "adaptive", "--run-dir", tmp_path / "r")  # argparse's choices
+    assert out.returncode == 2 and "--action-gain" in out.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "r").exists()
