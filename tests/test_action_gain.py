@@ -3,6 +3,7 @@ input. It starts at exactly 1 and draws nothing, so the policy starts as the pla
 the exported graphs compute it as the policy does; every update rule moves it; a run with it resumes to the same
 numbers; a student keeps it; discrete actions refuse it."""
 
+import json
 import math
 
 import gymnasium as gym
@@ -128,6 +129,7 @@ def test_exported_graphs_give_the_actions_of_act_with_a_gain(tmp_path, capsys):
         plain = policy.mean_net(policy.net_inputs(policy.normalizer(torch.as_tensor(obs)))).clamp(-1, 1).numpy()
     assert np.abs(expected - plain).max() > 0.01  # the gain changes the actions this test compares
     assert robopg_main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    assert "action_gain" in json.loads((tmp_path / "onnx" / "policy.json").read_text())["policy"]
     sess = ort.InferenceSession(str(tmp_path / "onnx" / "policy.onnx"), providers=["CPUExecutionProvider"])
     assert np.abs(sess.run(["action"], {"obs": obs})[0] - expected).max() <= 1e-5
     assert robopg_main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
