@@ -18,6 +18,7 @@ from robopg.errors import TrainingInterrupted
 from robopg.policies import GaussianPolicy, make_policy
 
 from .conftest import tiny
+from .test_policies import assert_frozen_sampler_is_sample
 from .test_training import _numbers, _same, interrupt_at
 
 BOX = gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
@@ -71,18 +72,11 @@ def test_the_gain_scales_each_joint_by_exp_of_its_linear_map_within_one_third_an
         assert torch.allclose(gains, torch.full_like(gains, 1 / 3), rtol=1e-5)
 
 
-def test_the_sampling_fast_path_and_mode_compute_the_gain_as_sample_does_to_the_bit():
+def test_the_sampling_fast_path_computes_the_gain_as_sample_does_to_the_bit():
     policy = _policy(True, 2)
     _perturb(policy)
     obs = np.random.default_rng(2).normal(0.0, 3.0, (16, 5)).astype(np.float32)
-    sample_actions = policy.frozen_sampler()
-    torch.manual_seed(7)
-    fast = [sample_actions(obs) for _ in range(3)]
-    torch.manual_seed(7)
-    with torch.no_grad():
-        reference = [policy.sample(torch.as_tensor(obs)).numpy() for _ in range(3)]
-    for (actions, env_actions), expected in zip(fast, reference):
-        assert np.array_equal(actions, expected) and np.array_equal(env_actions, policy.to_env(expected))
+    fast = assert_frozen_sampler_is_sample(policy, obs)
     with torch.no_grad():  # and the gain is in it: the same policy without one samples other actions
         policy.action_gain.bias.fill_(1.0)
     torch.manual_seed(7)
