@@ -26,7 +26,7 @@ class ActionGain(nn.Module):
 
     Why a product and not one more input: a policy whose robot turns out to be half as heavy has to scale its
     whole action down (the same torque accelerates it twice as hard), and an MLP that reads the robot's physics as
-    an input can only add to its output, not scale it (docs/robustness.md)."""
+    one more input has to build that product out of its hidden units; pg did not (docs/robustness.md)."""
 
     def __init__(self, in_dim: int, act_dim: int):
         super().__init__()
