@@ -35,12 +35,18 @@ class ActionGain(nn.Module):
         self.bound = math.log(3.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.exp(torch.tanh(functional.linear(x, self.weight, self.bias) / self.bound) * self.bound)
+        return _bounded_gain(x, self.weight, self.bias, self.bound)
 
     def frozen(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """``forward`` with copies of the parameters as they are now (the sampling fast path's)."""
         weight, bias, bound = self.weight.detach().clone(), self.bias.detach().clone(), self.bound
-        return lambda x: torch.exp(torch.tanh(functional.linear(x, weight, bias) / bound) * bound)
+        return lambda x: _bounded_gain(x, weight, bias, bound)
+
+
+def _bounded_gain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bound: float) -> torch.Tensor:
+    """exp(B tanh((W x + b) / B)): one expression for the live module and its frozen copy, so both give the same
+    numbers to the bit."""
+    return torch.exp(torch.tanh(functional.linear(x, weight, bias) / bound) * bound)
 
 
 class GaussianPolicy(Policy):
