@@ -1,7 +1,8 @@
 """--action-gain learned: the Gaussian policy's mean times a gain exp(B tanh(g(x) / B)), g linear in the network's
-input. It starts at exactly 1 and draws nothing, so the policy starts as the plain one; the sampling fast path and
-the exported graphs compute it as the policy does; every update rule moves it; a run with it resumes to the same
-numbers; a student keeps it; discrete actions refuse it."""
+input. It starts at exactly 1 (with --action-gain-start, at a power of the physics estimate) and draws nothing, so
+the policy starts as the plain one; the sampling fast path and the exported graphs compute it as the policy does;
+every update rule moves it; a run with it resumes to the same numbers; a student keeps it; discrete actions refuse
+it."""
 
 import json
 import math
@@ -157,3 +158,81 @@ def test_bad_input_exits_2_naming_the_option(cli, tmp_path):
     out = cli("train", "Pendulum-v1", "--action-gain", "adaptive", "--run-dir", tmp_path / "r")  # argparse's choices
     assert out.returncode == 2 and "--action-gain" in out.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "r").exists()
+
+
+# --action-gain-start: the gain starts as a power of the estimated physics, not at 1.
+
+def test_a_gain_started_as_a_power_of_the_estimate_is_that_power_and_one_at_the_nominal_robot():
+    torch.manual_seed(0)
+    policy = GaussianPolicy(5, BOX, [16, 16], "tanh", -0.5, True, 2, action_gain=True, gain_start_powers=[0.5, 0.0])
+    weight = policy.action_gain.weight.detach()
+    assert torch.equal(weight[:, :5], torch.zeros(3, 5)) and not policy.action_gain.bias.any()
+    assert torch.equal(weight[:, 5:], torch.tensor([[0.5, 0.0]] * 3))
+    bound = math.log(3.0)
+    log_mass = torch.linspace(math.log(0.4), math.log(1.8), 9)
+    x = torch.cat([torch.randn(9, 5), log_mass[:, None], torch.randn(9, 1)], 1)  # obs, estimated log mass, friction
+    with torch.no_grad():
+        gain = policy.action_gain(x)
+    expected = torch.exp(bound * torch.tanh(0.5 * log_mass / bound))
+    assert torch.allclose(gain, expected[:, None].expand(9, 3), rtol=1e-6)
+    # about mass ** 0.5 over the training range: the bound's tanh bends it by 2.5% at mass 0.4, 1.1% at 0.5
+    assert torch.allclose(gain[:, 0], torch.sqrt(torch.exp(log_mass)), rtol=0.03)
+    assert torch.equal(policy.action_gain(torch.zeros(1, 7)), torch.ones(1, 3))  # nominal robot: exactly 1
+    plain = _policy(True, 2)  # and it draws nothing: every other tensor is the plain gain policy's
+    for name, p in plain.state_dict().items():
+        if name != "action_gain.weight":
+            assert torch.equal(p, policy.state_dict()[name]), name
+
+
+def test_make_policy_starts_the_gain_on_the_named_factors_columns_in_the_randomize_order():
+    config = Config(env_id="test", hidden_sizes=[8], action_gain="learned", policy_obs="estimated",
+                    randomize="friction=0.5:1.5,mass=0.5:1.5,gear=0.8:1.2", action_gain_start="mass=0.5,gear=-1")
+    policy = make_policy(config, gym.spaces.Box(-np.inf, np.inf, (5,)), BOX)
+    assert torch.equal(policy.action_gain.weight.detach()[:, 5:], torch.tensor([[0.0, 0.5, -1.0]] * 3))
+    assert not policy.action_gain.weight.detach()[:, :5].any()
+    config.action_delay = "0:2"  # a drawn delay is one more estimated number, after the factors; no power on it
+    policy = make_policy(config, gym.spaces.Box(-np.inf, np.inf, (5,)), BOX)
+    assert torch.equal(policy.action_gain.weight.detach()[:, 5:], torch.tensor([[0.0, 0.5, -1.0, 0.0]] * 3))
+
+
+def test_a_run_with_a_started_gain_keeps_it_resumes_to_the_same_numbers_and_differs_from_one_at_one(tmp_path):
+    kw = dict(steps=2048, batch_size=512, action_gain="learned", checkpoint_every=100, obs_history=1,
+              randomize="mass=0.5:1.5", policy_obs="estimated", action_gain_start="mass=0.5")
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(2)])
+    _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
+    assert robopg.api.load_config(full.run_dir).action_gain_start == "mass=0.5"
+    weight = robopg.load(full.run_dir).action_gain.weight.detach()
+    assert 0.3 < float(weight[:, -1].min()) and float(weight[:, -1].max()) < 0.7  # learned from 0.5, not reset
+    assert float((weight[:, -1] - 0.5).abs().max()) > 0  # and moved
+    at_one = robopg.train(tiny("Hopper-v5", **{**kw, "action_gain_start": ""}), tmp_path / "one")
+    assert _numbers(at_one.run_dir) != _numbers(full.run_dir)
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--action-gain-start", "mass=0.5"], "--action-gain learned"),
+    (["--action-gain", "learned", "--action-gain-start", "mass=0.5"], "--policy-obs estimated"),
+    (["--action-gain", "learned", "--policy-obs", "estimated", "--action-gain-start", "friction=0.5"], "friction"),
+    (["--action-gain", "learned", "--policy-obs", "estimated", "--action-gain-start", "mass=big"], "mass=big"),
+    (["--action-gain", "learned", "--policy-obs", "estimated", "--action-gain-start", "mass=nan"], "finite"),
+    (["--action-gain", "learned", "--policy-obs", "estimated", "--action-gain-start", "weight=1"], "weight"),
+    (["--action-gain", "learned", "--policy-obs", "estimated", "--action-gain-start", "mass=1,mass=2"], "twice"),
+])
+def test_a_bad_gain_start_exits_2_naming_the_option(cli, tmp_path, args, why):
+    out = cli("train", "Hopper-v5", "--randomize", "mass=0.5:1.5", "--obs-history", "1", "--steps", "1024",
+              "--batch-size", "512", *args, "--run-dir", tmp_path / "r")
+    assert out.returncode == 2, out.stderr
+    line, = out.stderr.strip().splitlines()
+    assert "--action-gain-start" in line and why in line and "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_student_cannot_start_a_gain_its_teacher_already_learned():
+    from robopg.errors import ConfigError
+
+    config = tiny("Hopper-v5", randomize="mass=0.5:1.5", policy_obs="estimated", action_gain="learned",
+                  obs_history=1)
+    config.distill_from, config.action_gain_start = "teacher", "mass=0.5"
+    with pytest.raises(ConfigError, match="--action-gain-start.*--distill-from"):
+        config.validate()

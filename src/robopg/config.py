@@ -98,6 +98,7 @@ CHECKS = {
     "delay": lambda v: _reason(parse_delay, v),
     "start": lambda v: _reason(parse_start, v),
     "gamma_schedule": lambda v: _reason(parse_gamma_schedule, v),
+    "gain_start": lambda v: _reason(parse_gain_start, v),
 }
 CHECKS.update({f"optional_{k}": _optional(CHECKS[k]) for k in ("positive", "positive_int", "count", "non_negative",
                                                                           "finite")})
@@ -199,6 +200,13 @@ class Config:
                           "[1/3, 3]; g starts at 0, so the policy starts as it would without it. A policy can "
                           "then scale its actions with the robot it finds itself on (docs/robustness.md).",
                           choices=ACTION_GAINS)
+    action_gain_start: str = _f("", "With --action-gain learned and --policy-obs estimated: start the gain as a power "
+                                "of the estimated physics instead of 1, e.g. mass=0.5 for a gain of about "
+                                "mass^0.5 (0.71 on a robot half as heavy, 1.22 on one 1.5 times as heavy; NAME=P,..., "
+                                "names from --randomize). The gain's weights on the estimate's log factors start at "
+                                "P, so the policy starts at the nominal robot as it would without the gain and "
+                                "scales its actions with the robot it estimates (docs/robustness.md). Empty: 1.",
+                                check="gain_start")
     log_std_cap: float = _f(None, "Gaussian policies: cap the log standard deviation with a bound that falls "
                             "linearly from --init-log-std at --log-std-cap-from env steps to this value at --steps; "
                             "after every update the policy's log std is clipped under it. Training's samples then "
@@ -401,6 +409,7 @@ class Config:
         if self.distill_from and self.gamma_schedule:
             raise _bad("gamma_schedule", "changes the discount of the policy's updates, and a --distill-from run "
                        "makes none: leave it out")
+        self._check_action_gain_start()
         for name in ("physics_estimate_lr", "physics_estimate_epochs", "physics_estimate_replay"):
             if getattr(self, name) is not None and self.policy_obs != "estimated":
                 raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")
@@ -464,6 +473,21 @@ class Config:
         if self.randomize_focus and self.randomize_bins ** len(parse_randomize(self.randomize)) > MAX_FOCUS_CELLS:
             raise _bad("randomize_bins", f"{self.randomize_bins} per parameter makes more than {MAX_FOCUS_CELLS:,} "
                        "cells, too many to score: use fewer bins")
+
+    def _check_action_gain_start(self) -> None:
+        if not self.action_gain_start:
+            return
+        if self.action_gain != "learned":
+            raise _bad("action_gain_start", "is where the learned gain starts: it needs --action-gain learned")
+        if self.policy_obs != "estimated" or self.distill_from:
+            raise _bad("action_gain_start", "starts the gain as a power of the policy's physics estimate: it needs "
+                       "--policy-obs estimated (and no --distill-from, whose policy is its teacher's)")
+        extra = set(parse_gain_start(self.action_gain_start)) - set(parse_randomize(self.randomize))
+        if extra:
+            short = {param: name for name, param in RANDOMIZE_PARAMS.items()}
+            names = ", ".join(sorted(short[p] for p in extra))
+            raise _bad("action_gain_start", f"names {names}, which --randomize does not randomise and the policy "
+                       "does not estimate: name only its parameters")
 
     def _check_algorithm(self) -> None:
         a = self.algorithm
@@ -669,6 +693,29 @@ def _parse_robot(text: str) -> dict[str, float]:
         if param in out:
             raise ValueError(f"{name!r} is given twice")
         out[param] = scale
+    return out
+
+
+def parse_gain_start(text: str) -> dict[str, float]:
+    """'mass=0.5,gear=-0.5' -> {'body_mass': 0.5, 'actuator_gear': -0.5}: the power of each estimated factor the
+    learned action gain starts as. ValueError (naming the part) for an unknown name, a name given twice, or a power
+    that is not a finite number."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, eq, value = (x.strip() for x in part.partition("="))
+        param = RANDOMIZE_PARAMS.get(name, name if name in RANDOMIZE_PARAMS.values() else None)
+        if param is None:
+            raise ValueError(f"unknown parameter {name!r} in {part!r}; the parameters are "
+                             f"{', '.join(RANDOMIZE_PARAMS)}")
+        try:
+            power = float(value)
+        except ValueError:
+            power = math.nan
+        if not eq or not math.isfinite(power):
+            raise ValueError(f"cannot read {part!r}: write NAME=POWER, a finite number")
+        if param in out:
+            raise ValueError(f"{name!r} is given twice")
+        out[param] = power
     return out
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import parse_delay, parse_randomize, parse_start_schedule
+from .config import parse_delay, parse_gain_start, parse_randomize, parse_start_schedule
 from .errors import EnvError
 from .focus import Cells
 from .physics import get_physics, set_physics
@@ -256,6 +256,16 @@ def critic_context_dim(config) -> int:
 def estimate_dim(config) -> int:
     """Numbers in a --policy-obs estimated policy's estimate of its episode's context (0 for a plain policy)."""
     return context_dim(config) if getattr(config, "policy_obs", "obs") == "estimated" else 0
+
+
+def gain_start_powers(config) -> list[float]:
+    """--action-gain-start as one power per number of the physics estimate, in its order (0 for a factor it does
+    not name, and for a drawn delay); empty without the option."""
+    start = parse_gain_start(getattr(config, "action_gain_start", ""))
+    if not start:
+        return []
+    powers = [start.get(name, 0.0) for name in parse_randomize(config.randomize)]
+    return powers + [0.0] * (estimate_dim(config) - len(powers))
 
 
 def policy_context(config) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from .value import ValueFunction
 
 
 def make_policy(config, observation_space: gym.Space, action_space: gym.Space) -> Policy:
-    from ..randomization import estimate_dim, policy_context
+    from ..randomization import estimate_dim, gain_start_powers, policy_context
 
     check_spaces(config.env_id, observation_space, action_space)
     # A --policy-obs privileged policy reads the env's observation and then the true physics (the sampler, or
@@ -27,7 +27,8 @@ def make_policy(config, observation_space: gym.Space, action_space: gym.Space) -
     gain = getattr(config, "action_gain", "fixed") == "learned"
     if isinstance(action_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
-                              config.init_log_std, config.normalize_observations, estimate_dim(config), gain)
+                              config.init_log_std, config.normalize_observations, estimate_dim(config), gain,
+                              gain_start_powers(config))
     if gain:
         raise ConfigError("--action-gain: the policy's actions are discrete, there is no action to scale: use it on "
                           "continuous (Box) actions")

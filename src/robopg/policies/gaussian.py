@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -22,15 +22,21 @@ _LOG_2PI = math.log(2 * math.pi)
 class ActionGain(nn.Module):
     """--action-gain learned: a gain per action dimension, ``exp(B tanh(l / B))`` with ``l = W x + b`` linear in
     the policy network's input ``x``, so it stays within [e^-B, e^B] (B = log 3). W and b start at zero: a gain
-    of exactly 1, and the policy's first actions are those it would take without one.
+    of exactly 1, and the policy's first actions are those it would take without one. ``start_powers`` (one per
+    input at the end of ``x``: the physics estimate's log factors) start W's columns there instead, so that the
+    gain starts as about the product of the estimated factors to those powers (--action-gain-start), and still at
+    1 on the nominal robot, whose log factors are 0.
 
     Why a product and not one more input: a policy whose robot turns out to be half as heavy has to scale its
     whole action down (the same torque accelerates it twice as hard), and an MLP that reads the robot's physics as
     one more input has to build that product out of its hidden units; pg did not (docs/robustness.md)."""
 
-    def __init__(self, in_dim: int, act_dim: int):
+    def __init__(self, in_dim: int, act_dim: int, start_powers: Sequence[float] = ()):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(act_dim, in_dim))
+        if len(start_powers):
+            with torch.no_grad():
+                self.weight[:, in_dim - len(start_powers):] = torch.tensor(start_powers, dtype=torch.float32)
         self.bias = nn.Parameter(torch.zeros(act_dim))
         self.bound = math.log(3.0)
 
@@ -59,7 +65,7 @@ class GaussianPolicy(Policy):
 
     def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden: list[int], activation: str,
                  init_log_std: float, normalize_observations: bool = True, estimate_dim: int = 0,
-                 action_gain: bool = False):
+                 action_gain: bool = False, gain_start_powers: Sequence[float] = ()):
         super().__init__()
         act_dim = int(np.prod(action_space.shape))
         self.action_shape = action_space.shape
@@ -68,7 +74,9 @@ class GaussianPolicy(Policy):
         self.mean_net = mlp([in_dim, *hidden, act_dim], activation, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
         # (After the other parameters, which it draws nothing before: without it they are what they were.)
-        self.action_gain = ActionGain(in_dim, act_dim) if action_gain else None
+        if len(gain_start_powers) > estimate_dim:
+            raise ValueError(f"{len(gain_start_powers)} gain start powers for a physics estimate of {estimate_dim}")
+        self.action_gain = ActionGain(in_dim, act_dim, gain_start_powers) if action_gain else None
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
