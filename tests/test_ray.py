@@ -70,6 +70,7 @@ def test_concatenate_pads_shorter_shares_with_masked_steps():
 # --- a local Ray instance started by robopg for the run (before the module's own instance) -----------
 def test_cli_starts_local_ray_for_the_run_and_stops_it(tmp_path):
     run = tmp_path / "r"
+    before = _ray_sessions()
     cli = subprocess.Popen([sys.executable, "-m", "robopg.cli", "train", "CartPole-v1", "--workers", "2",
                             "--envs-per-worker", "2", "--steps", "2048", "--batch-size", "512", "--run-dir", str(run),
                             "--no-tensorboard"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -79,10 +80,10 @@ def test_cli_starts_local_ray_for_the_run_and_stops_it(tmp_path):
     rows = read_csv(run / "metrics.csv")
     assert [r["env_steps"] for r in rows] == [512, 1024, 1536, 2048]
     assert all(r["worker_restarts"] == 0 for r in rows)
-    # The instance the run started: its session directory ends with the driver's pid (an instance started
-    # meanwhile by anything else does not count). A loaded machine gets time for it to exit: ray.shutdown()
-    # signals its processes and returns.
-    started = [p for p in _ray_sessions() if p.name.endswith(f"_{cli.pid}")]
+    # The instance the run started: a new session directory ending with the driver's pid (an instance started
+    # meanwhile by anything else does not count, nor an old session of an earlier process with the same pid).
+    # A loaded machine gets time for it to exit: ray.shutdown() signals its processes and returns.
+    started = [p for p in _ray_sessions() - before if p.name.endswith(f"_{cli.pid}")]
     assert len(started) == 1, (started, _ray_sessions())
     session = started[0]
     deadline = time.monotonic() + 30.0
