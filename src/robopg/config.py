@@ -609,10 +609,7 @@ def parse_randomize(text: str) -> dict[str, tuple[float, float, str]]:
             continue
         name, eq, rng = part.partition("=")
         name = name.strip()
-        param = RANDOMIZE_PARAMS.get(name, name if name in RANDOMIZE_PARAMS.values() else None)
-        if param is None:
-            raise ValueError(f"unknown parameter {name!r} in {part!r}; the parameters are "
-                             f"{', '.join(RANDOMIZE_PARAMS)}")
+        param = _param(name, part)
         bits = rng.split(":")
         if not eq or len(bits) not in (2, 3) or (len(bits) == 3 and bits[2] not in ("uniform", "log")):
             raise ValueError(f"cannot read {part!r}: write NAME=LO:HI or NAME=LO:HI:log")
@@ -628,6 +625,15 @@ def parse_randomize(text: str) -> dict[str, tuple[float, float, str]]:
             raise ValueError(f"{name!r} is given twice")
         out[param] = (lo, hi, bits[2] if len(bits) == 3 else "uniform")
     return out
+
+
+def _param(name: str, part: str) -> str:
+    """The physics parameter a --randomize-style ``name`` (short or MuJoCo's) stands for, in ``part`` of an option;
+    ValueError naming the part if it is none."""
+    param = RANDOMIZE_PARAMS.get(name, name if name in RANDOMIZE_PARAMS.values() else None)
+    if param is None:
+        raise ValueError(f"unknown parameter {name!r} in {part!r}; the parameters are {', '.join(RANDOMIZE_PARAMS)}")
+    return param
 
 
 def parse_start(text: str) -> list[dict[str, float]]:
@@ -703,10 +709,7 @@ def parse_gain_start(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         name, eq, value = (x.strip() for x in part.partition("="))
-        param = RANDOMIZE_PARAMS.get(name, name if name in RANDOMIZE_PARAMS.values() else None)
-        if param is None:
-            raise ValueError(f"unknown parameter {name!r} in {part!r}; the parameters are "
-                             f"{', '.join(RANDOMIZE_PARAMS)}")
+        param = _param(name, part)
         try:
             power = float(value)
         except ValueError:

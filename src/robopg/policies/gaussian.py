@@ -73,9 +73,9 @@ class GaussianPolicy(Policy):
         in_dim = self._add_physics_estimate(obs_dim, hidden, activation, estimate_dim)
         self.mean_net = mlp([in_dim, *hidden, act_dim], activation, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
-        # (After the other parameters, which it draws nothing before: without it they are what they were.)
         if len(gain_start_powers) > estimate_dim:
             raise ValueError(f"{len(gain_start_powers)} gain start powers for a physics estimate of {estimate_dim}")
+        # (After the other parameters, which it draws nothing before: without it they are what they were.)
         self.action_gain = ActionGain(in_dim, act_dim, gain_start_powers) if action_gain else None
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
