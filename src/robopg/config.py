@@ -460,7 +460,7 @@ class Config:
             extra = {n for robot in parse_start(self.randomize_start) for n in robot} - set(parse_randomize(
                 self.randomize))
             if extra:
-                raise _bad("randomize_start", f"scales {', '.join(sorted(extra))}, which --randomize does not "
+                raise _bad("randomize_start", f"scales {_short_names(extra)}, which --randomize does not "
                            "randomise: name only its parameters")
         if self.randomize_focus and not self.randomize:
             raise _bad("randomize_focus", "focuses the --randomize physics draws: it needs --randomize")
@@ -484,10 +484,8 @@ class Config:
                        "--policy-obs estimated (and no --distill-from, whose policy is its teacher's)")
         extra = set(parse_gain_start(self.action_gain_start)) - set(parse_randomize(self.randomize))
         if extra:
-            short = {param: name for name, param in RANDOMIZE_PARAMS.items()}
-            names = ", ".join(sorted(short[p] for p in extra))
-            raise _bad("action_gain_start", f"names {names}, which --randomize does not randomise and the policy "
-                       "does not estimate: name only its parameters")
+            raise _bad("action_gain_start", f"names {_short_names(extra)}, which --randomize does not randomise and "
+                       "the policy does not estimate: name only its parameters")
 
     def _check_algorithm(self) -> None:
         a = self.algorithm
@@ -625,6 +623,12 @@ def parse_randomize(text: str) -> dict[str, tuple[float, float, str]]:
             raise ValueError(f"{name!r} is given twice")
         out[param] = (lo, hi, bits[2] if len(bits) == 3 else "uniform")
     return out
+
+
+def _short_names(params) -> str:
+    """MuJoCo's parameter names as the options write them: {'geom_friction', 'body_mass'} -> 'friction, mass'."""
+    short = {param: name for name, param in RANDOMIZE_PARAMS.items()}
+    return ", ".join(sorted(short[p] for p in params))
 
 
 def _param(name: str, part: str) -> str:
