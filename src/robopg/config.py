@@ -99,6 +99,7 @@ CHECKS = {
     "start": lambda v: _reason(parse_start, v),
     "gamma_schedule": lambda v: _reason(parse_gamma_schedule, v),
     "gain_start": lambda v: _reason(parse_gain_start, v),
+    "balance": lambda v: _reason(parse_balance, v),
 }
 CHECKS.update({f"optional_{k}": _optional(CHECKS[k]) for k in ("positive", "positive_int", "count", "non_negative",
                                                                           "finite")})
@@ -286,6 +287,13 @@ class Config:
                                   "wide they are (0: every start drawn, as without it).", check="unit")
     randomize_bins: int = _f(4, "With --randomize-focus: cells per randomised parameter (the ranges are cut into "
                              "bins ** parameters cells).", check="positive_int")
+    balance_regions: str = _f("", "Weigh the regions of the --randomize ranges evenly in every update: NAME=BINS,... "
+                              "cuts each named parameter's range into BINS equal parts (in log space for a :log "
+                              "range) and scales the weights Psi of each resulting region's steps so that every "
+                              "region in the batch carries the same share of the policy gradient, as multi-task "
+                              "RL weighs its tasks. Robots whose episodes are short (they fall) otherwise hold few "
+                              "of a batch's steps (docs/robustness.md). Empty: every step weighs the same.",
+                              check="balance")
     obs_noise: float = _f(0.0, "Std of Gaussian noise added to every observation the policy sees (0: none).",
                           check="non_negative")
     action_noise: float = _f(0.0, "Std of Gaussian noise added to every action sent to the robot (0: none).",
@@ -410,6 +418,7 @@ class Config:
             raise _bad("gamma_schedule", "changes the discount of the policy's updates, and a --distill-from run "
                        "makes none: leave it out")
         self._check_action_gain_start()
+        self._check_balance_regions()
         for name in ("physics_estimate_lr", "physics_estimate_epochs", "physics_estimate_replay"):
             if getattr(self, name) is not None and self.policy_obs != "estimated":
                 raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")
@@ -486,6 +495,12 @@ class Config:
         if extra:
             raise _bad("action_gain_start", f"names {_short_names(extra)}, which --randomize does not randomise and "
                        "the policy does not estimate: name only its parameters")
+
+    def _check_balance_regions(self) -> None:
+        extra = set(parse_balance(self.balance_regions)) - set(parse_randomize(self.randomize))
+        if extra:
+            raise _bad("balance_regions", f"names {_short_names(extra)}, which --randomize does not randomise: "
+                       "name only its parameters")
 
     def _check_algorithm(self) -> None:
         a = self.algorithm
@@ -723,6 +738,23 @@ def parse_gain_start(text: str) -> dict[str, float]:
         if param in out:
             raise ValueError(f"{name!r} is given twice")
         out[param] = power
+    return out
+
+
+def parse_balance(text: str) -> dict[str, int]:
+    """'mass=3,friction=2' -> {'body_mass': 3, 'geom_friction': 2}: the parts each named parameter's range is cut
+    into for --balance-regions. ValueError (naming the part) for an unknown name, a name given twice, or a count of
+    parts that is not an integer >= 2."""
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, eq, value = (x.strip() for x in part.partition("="))
+        param = _param(name, part)
+        bins = int(value) if value.isdigit() else 0
+        if not eq or bins < 2:
+            raise ValueError(f"cannot read {part!r}: write NAME=BINS, an integer >= 2")
+        if param in out:
+            raise ValueError(f"{name!r} is given twice")
+        out[param] = bins
     return out
 
 

@@ -120,6 +120,19 @@ def normalize(psi: np.ndarray, mask: np.ndarray, center: bool = True, eps: float
     return (psi - (valid.mean() if center else 0.0)) / (valid.std() + eps)
 
 
+def balance(psi: np.ndarray, mask: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Psi scaled per region so that each region present among the valid steps holds the same share of their
+    total weight: a step of region b is multiplied by n / (B n_b) (n valid steps, n_b of them in b, B regions
+    present). The mean multiplier over the valid steps is 1, so the gradient's scale is kept; within a region every
+    step weighs the same, as before."""
+    present, counts = np.unique(region[mask], return_counts=True)
+    if present.size < 2:
+        return psi
+    multiplier = np.zeros(int(present.max()) + 1)
+    multiplier[present] = mask.sum() / (present.size * counts)
+    return np.where(mask, psi * multiplier[np.where(mask, region, present[0])], psi)
+
+
 def weights(estimator: str, baseline: str, rewards: np.ndarray, terminated: np.ndarray,
             truncated: np.ndarray, mask: np.ndarray, gamma: float, lam: float = 1.0,
             values: np.ndarray | None = None, next_values: np.ndarray | None = None,

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import parse_delay, parse_gain_start, parse_randomize, parse_start_schedule
+from .config import parse_balance, parse_delay, parse_gain_start, parse_randomize, parse_start_schedule
 from .errors import EnvError
 from .focus import Cells
 from .physics import get_physics, set_physics
@@ -266,6 +266,25 @@ def gain_start_powers(config) -> list[float]:
         return []
     powers = [start.get(name, 0.0) for name in parse_randomize(config.randomize)]
     return powers + [0.0] * (estimate_dim(config) - len(powers))
+
+
+def regions(config, context: np.ndarray) -> np.ndarray | None:
+    """--balance-regions: the region of the ranges each context row's robot was drawn in, ``context.shape[:-1]``
+    integers (None without the option). Each named parameter's range is cut into its BINS equal parts, in the space
+    it is drawn in (log for a :log range); a factor outside its range (a --randomize-start robot) counts in the
+    part nearest to it."""
+    balance = parse_balance(getattr(config, "balance_regions", ""))
+    if not balance:
+        return None
+    ranges = parse_randomize(config.randomize)
+    region = np.zeros(context.shape[:-1], dtype=np.int64)
+    for name, bins in balance.items():
+        lo, hi, dist = ranges[name]
+        log_factor = context[..., list(ranges).index(name)].astype(np.float64)
+        x, a, b = (log_factor, np.log(lo), np.log(hi)) if dist == "log" else (np.exp(log_factor), lo, hi)
+        part = np.floor((x - a) / (b - a) * bins) if b > a else np.zeros_like(x)
+        region = region * bins + np.clip(part, 0, bins - 1).astype(np.int64)
+    return region
 
 
 def policy_context(config) -> tuple[str, ...]:

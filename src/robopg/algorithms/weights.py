@@ -11,6 +11,7 @@ import torch
 from .. import estimators
 from ..normalization import RewardScaler
 from ..policies import ValueFunction
+from ..randomization import regions
 from ..sampler import Rollout
 
 
@@ -62,6 +63,9 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
                                       c.gamma if gamma is None else gamma, c.lam, values, next_values)
     if c.normalize_advantages:
         psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
+    region = None if rollout.context is None else regions(c, rollout.context)
+    if region is not None:  # --balance-regions: after normalisation, which would undo the scaling
+        psi = estimators.balance(psi, m, region)
     return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
                    torch.as_tensor(psi[m], dtype=torch.float32),
                    None if targets is None else torch.as_tensor(targets[m], dtype=torch.float32),

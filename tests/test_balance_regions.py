@@ -1,0 +1,137 @@
+"""--balance-regions: the policy gradient's weights scaled per region of the --randomize ranges, so that each region
+in a batch carries the same share of the gradient.
+
+What it estimates, on an exact problem: with a hidden per-episode context c (two corridors of different episode
+lengths, one drawn four times as often), the balanced estimate (1/n) sum_steps m_b(c) grad log pi Psi, with
+m_b = n / (B n_b), is an average over the contexts of each one's gradient per step of its episodes,
+(1/B) sum_c grad J_c / E[L_c] (a ratio of batch sums, whose O(1/K) bias is far under the test's bound here), where
+the plain mean over steps estimates sum_c p_c grad J_c / E[L]. Both are checked against those exact quantities
+within a Bonferroni bound from their standard errors; each fails against the other's, which shows the check has
+power."""
+
+import numpy as np
+import pytest
+
+import robopg
+from robopg import estimators as est
+from robopg import exact
+from robopg.config import Config, parse_balance
+from robopg.randomization import regions
+from robopg.stats import bias_test
+
+from .conftest import tiny
+from .test_training import _numbers, _same
+
+ALPHA = 1e-3
+
+
+def test_each_region_present_holds_the_same_share_and_the_mean_multiplier_is_one():
+    rng = np.random.default_rng(0)
+    psi = rng.normal(size=(6, 40))
+    mask = rng.random((6, 40)) < 0.8
+    region = np.broadcast_to(rng.choice([0, 2, 5], size=40, p=[0.7, 0.2, 0.1]), (6, 40))
+    out = est.balance(psi, mask, region)
+    multiplier = out[mask] / psi[mask]
+    shares = [multiplier[region[mask] == b].sum() for b in (0, 2, 5)]
+    np.testing.assert_allclose(shares, mask.sum() / 3)
+    assert multiplier.mean() == pytest.approx(1.0)
+    for b in (0, 2, 5):  # every step of a region weighs the same
+        assert np.ptp(multiplier[region[mask] == b]) < 1e-12
+    assert np.array_equal(out[~mask], psi[~mask])  # steps outside the batch are left as they are
+    assert np.array_equal(est.balance(psi, mask, np.zeros_like(region)), psi)  # one region: nothing to balance
+
+
+def test_regions_cut_each_range_in_its_draw_space_and_combine_parameters():
+    config = Config(env_id="Hopper-v5", randomize="mass=0.4:1.8:log,friction=0.5:1.5",
+                    balance_regions="mass=3,friction=2")
+    factors = np.array([[0.4, 0.5], [0.65, 0.99], [0.67, 1.01], [1.0, 1.5], [1.1, 0.6], [1.8, 1.4],
+                        [0.3, 1.0], [2.0, 2.0]])  # the last two: start robots outside the ranges
+    # log space: the mass parts end at 0.4 * 4.5^(1/3) = 0.66 and 0.4 * 4.5^(2/3) = 1.09
+    mass = [0, 0, 1, 1, 2, 2, 0, 2]
+    friction = [0, 0, 1, 1, 0, 1, 1, 1]  # 1.0 opens the upper half
+    got = regions(config, np.log(factors).astype(np.float32))
+    assert got.tolist() == [2 * m + f for m, f in zip(mass, friction)]
+    assert regions(Config(env_id="Hopper-v5", randomize="mass=0.5:1.5"), np.zeros((3, 1))) is None
+
+
+def _episode_lengths(mdp, theta):
+    """Each context's expected episode length: its corridor's objective with a reward of 1 per step."""
+    import torch
+
+    return np.array([exact.TabularMDP(m.P, np.where(m.terminal[:, None], 0.0, 1.0) * np.ones_like(m.R), m.mu0,
+                                      m.terminal, 1.0, m.horizon, 0.0, "length").objective(torch.tensor(theta)).item()
+                     for m in mdp.mdps])
+
+
+def _context_gradients(mdp, theta):
+    import torch
+
+    out = []
+    for m in mdp.mdps:
+        t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+        m.objective(t).backward()
+        out.append(t.grad.numpy().reshape(-1))
+    return np.array(out)
+
+
+def test_the_balanced_estimate_is_each_contexts_gradient_per_step_averaged_over_the_contexts():
+    # the light corridor in four episodes of five: the batch's steps are mostly its
+    mdp = exact.HiddenContextMDP(exact.hidden_context_chain(5).mdps, np.array([0.8, 0.2]))
+    theta = np.random.default_rng(1).normal(0, 0.5, size=(6, 2))
+    grads, lengths = _context_gradients(mdp, theta), _episode_lengths(mdp, theta)
+    assert abs(lengths[0] - lengths[1]) > 1.0  # the corridors' episodes differ in length, or both targets agree
+    balanced_truth = (grads / lengths[:, None]).mean(0)
+    plain_truth = (mdp.probs @ grads) / (mdp.probs @ lengths)
+    rng = np.random.default_rng(7)
+    balanced, plain = [], []
+    for _ in range(40):  # batches of K episodes
+        ep, contexts = mdp.sample(theta, 2_000, rng)
+        psi = est.reward_to_go(ep.rewards, ep.terminated, ep.truncated, None, mdp.gamma)
+        region = np.broadcast_to(contexts, ep.mask.shape)
+        n = ep.mask.sum()
+        plain.append(mdp.episode_gradients(theta, ep, np.where(ep.mask, psi, 0.0)).sum(0).reshape(-1) / n)
+        weighted = est.balance(np.where(ep.mask, psi, 0.0), ep.mask, region)
+        balanced.append(mdp.episode_gradients(theta, ep, weighted).sum(0).reshape(-1) / n)
+    balanced, plain = np.array(balanced), np.array(plain)
+    assert bias_test(balanced, balanced_truth, ALPHA).passed
+    assert bias_test(plain, plain_truth, ALPHA).passed
+    assert not bias_test(balanced, plain_truth, ALPHA).passed
+    assert not bias_test(plain, balanced_truth, ALPHA).passed
+
+
+def test_a_balanced_run_resumes_to_the_same_numbers_and_differs_from_one_without(tmp_path):
+    from robopg.errors import TrainingInterrupted
+
+    from .test_training import interrupt_at
+
+    kw = dict(steps=2048, batch_size=512, checkpoint_every=100, randomize="mass=0.5:1.5,friction=0.5:1.5",
+              balance_regions="mass=2,friction=2")
+    full = robopg.train(tiny("Hopper-v5", **kw), tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(2)])
+    _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
+    assert robopg.api.load_config(full.run_dir).balance_regions == "mass=2,friction=2"
+    plain = robopg.train(tiny("Hopper-v5", **{**kw, "balance_regions": ""}), tmp_path / "plain")
+    assert _numbers(plain.run_dir) != _numbers(full.run_dir)
+
+
+def test_parse_balance_reads_names_and_counts():
+    assert parse_balance("mass=3, friction=2") == {"body_mass": 3, "geom_friction": 2}
+    assert parse_balance("") == {}
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--balance-regions", "mass=1"], "mass=1"),
+    (["--balance-regions", "mass=two"], "mass=two"),
+    (["--balance-regions", "mass"], "NAME=BINS"),
+    (["--balance-regions", "friction=3"], "friction"),
+    (["--balance-regions", "weight=3"], "weight"),
+    (["--balance-regions", "mass=2,mass=3"], "twice"),
+])
+def test_bad_balance_exits_2_naming_the_option(cli, tmp_path, args, why):
+    out = cli("train", "Hopper-v5", "--randomize", "mass=0.5:1.5", "--steps", "1024", "--batch-size", "512", *args,
+              "--run-dir", tmp_path / "r")
+    assert out.returncode == 2, out.stderr
+    line, = out.stderr.strip().splitlines()
+    assert "--balance-regions" in line and why in line and "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()
