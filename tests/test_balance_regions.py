@@ -7,7 +7,7 @@ m_b = n / (B n_b), is an average over the contexts of each one's gradient per st
 (1/B) sum_c grad J_c / E[L_c] (a ratio of batch sums, whose O(1/K) bias is far under the test's bound here), where
 the plain mean over steps estimates sum_c p_c grad J_c / E[L]. Both are checked against those exact quantities
 within a Bonferroni bound from their standard errors; each fails against the other's, which shows the check has
-power."""
+power. --balance-power P between the two: region b's share of the gradient goes as n_b^(1 - P)."""
 
 import numpy as np
 import pytest
@@ -39,6 +39,12 @@ def test_each_region_present_holds_the_same_share_and_the_mean_multiplier_is_one
         assert np.ptp(multiplier[region[mask] == b]) < 1e-12
     assert np.array_equal(out[~mask], psi[~mask])  # steps outside the batch are left as they are
     assert np.array_equal(est.balance(psi, mask, np.zeros_like(region)), psi)  # one region: nothing to balance
+    counts = np.array([(region[mask] == b).sum() for b in (0, 2, 5)])
+    half = est.balance(psi, mask, region, 0.5)[mask] / psi[mask]  # shares as the square roots of the counts
+    shares = np.array([half[region[mask] == b].sum() for b in (0, 2, 5)])
+    np.testing.assert_allclose(shares / shares.sum(), np.sqrt(counts) / np.sqrt(counts).sum())
+    assert half.mean() == pytest.approx(1.0)
+    assert np.array_equal(est.balance(psi, mask, region, 0.0), psi)
 
 
 def test_regions_cut_each_range_in_its_draw_space_and_combine_parameters():
@@ -74,13 +80,18 @@ def _context_gradients(mdp, theta):
     return np.array(out)
 
 
-def test_the_balanced_estimate_is_each_contexts_gradient_per_step_averaged_over_the_contexts():
+@pytest.mark.parametrize("power", [1.0, 0.5])
+def test_the_balanced_estimate_is_each_contexts_gradient_per_step_averaged_over_the_contexts(power):
     # the light corridor in four episodes of five: the batch's steps are mostly its
     mdp = exact.HiddenContextMDP(exact.hidden_context_chain(5).mdps, np.array([0.8, 0.2]))
     theta = np.random.default_rng(1).normal(0, 0.5, size=(6, 2))
     grads, lengths = _context_gradients(mdp, theta), _episode_lengths(mdp, theta)
     assert abs(lengths[0] - lengths[1]) > 1.0  # the corridors' episodes differ in length, or both targets agree
-    balanced_truth = (grads / lengths[:, None]).mean(0)
+    # Region b's steps in a batch of K episodes: n_b ~ K p_b E[L_b]. The multipliers settle at
+    # n n_b^-power / sum_k n_k^(1 - power), the estimate at
+    # sum_b (p_b L_b)^-power p_b grad J_b / sum_k (p_k L_k)^(1 - power); with power 1, (1/B) sum_b grad J_b / L_b.
+    steps = mdp.probs * lengths
+    balanced_truth = (steps ** -power * mdp.probs) @ grads / (steps ** (1 - power)).sum()
     plain_truth = (mdp.probs @ grads) / (mdp.probs @ lengths)
     rng = np.random.default_rng(7)
     balanced, plain = [], []
@@ -90,7 +101,7 @@ def test_the_balanced_estimate_is_each_contexts_gradient_per_step_averaged_over_
         region = np.broadcast_to(contexts, ep.mask.shape)
         n = ep.mask.sum()
         plain.append(mdp.episode_gradients(theta, ep, np.where(ep.mask, psi, 0.0)).sum(0).reshape(-1) / n)
-        weighted = est.balance(np.where(ep.mask, psi, 0.0), ep.mask, region)
+        weighted = est.balance(np.where(ep.mask, psi, 0.0), ep.mask, region, power)
         balanced.append(mdp.episode_gradients(theta, ep, weighted).sum(0).reshape(-1) / n)
     balanced, plain = np.array(balanced), np.array(plain)
     assert bias_test(balanced, balanced_truth, ALPHA).passed
@@ -127,11 +138,14 @@ def test_parse_balance_reads_names_and_counts():
     (["--balance-regions", "friction=3"], "friction"),
     (["--balance-regions", "weight=3"], "weight"),
     (["--balance-regions", "mass=2,mass=3"], "twice"),
+    (["--balance-power", "0.5"], "--balance-regions"),
+    (["--balance-regions", "mass=2", "--balance-power", "1.5"], "[0, 1]"),
 ])
 def test_bad_balance_exits_2_naming_the_option(cli, tmp_path, args, why):
     out = cli("train", "Hopper-v5", "--randomize", "mass=0.5:1.5", "--steps", "1024", "--batch-size", "512", *args,
               "--run-dir", tmp_path / "r")
     assert out.returncode == 2, out.stderr
     line, = out.stderr.strip().splitlines()
-    assert "--balance-regions" in line and why in line and "Traceback" not in out.stderr
+    assert ("--balance-regions" in line or "--balance-power" in line) and why in line
+    assert "Traceback" not in out.stderr
     assert not (tmp_path / "r").exists()

@@ -294,6 +294,10 @@ class Config:
                               "RL weighs its tasks. Robots whose episodes are short (they fall) otherwise hold few "
                               "of a batch's steps (docs/robustness.md). Empty: every step weighs the same.",
                               check="balance")
+    balance_power: float = _f(1.0, "With --balance-regions: how evenly the regions are weighed. Region b's share of "
+                              "the gradient goes as n_b^(1 - P) for its n_b steps in the batch: 1 gives every region "
+                              "the same share, 0 the plain batch mean, 0.5 shares in proportion to the square root of "
+                              "the steps (temperature sampling's middle way in multi-task learning).", check="unit")
     obs_noise: float = _f(0.0, "Std of Gaussian noise added to every observation the policy sees (0: none).",
                           check="non_negative")
     action_noise: float = _f(0.0, "Std of Gaussian noise added to every action sent to the robot (0: none).",
@@ -497,6 +501,9 @@ class Config:
                        "the policy does not estimate: name only its parameters")
 
     def _check_balance_regions(self) -> None:
+        if self.balance_power != 1.0 and not self.balance_regions:
+            raise _bad("balance_power", "sets how evenly --balance-regions weighs the regions: it needs "
+                       "--balance-regions")
         extra = set(parse_balance(self.balance_regions)) - set(parse_randomize(self.randomize))
         if extra:
             raise _bad("balance_regions", f"names {_short_names(extra)}, which --randomize does not randomise: "

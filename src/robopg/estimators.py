@@ -120,16 +120,16 @@ def normalize(psi: np.ndarray, mask: np.ndarray, center: bool = True, eps: float
     return (psi - (valid.mean() if center else 0.0)) / (valid.std() + eps)
 
 
-def balance(psi: np.ndarray, mask: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Psi scaled per region so that each region present among the valid steps holds the same share of their
-    total weight: a step of region b is multiplied by n / (B n_b) (n valid steps, n_b of them in b, B regions
-    present). The mean multiplier over the valid steps is 1, so the gradient's scale is kept; within a region every
-    step weighs the same, as before."""
+def balance(psi: np.ndarray, mask: np.ndarray, region: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Psi scaled per region: a step of region b (n_b of the n valid steps) is multiplied by
+    n n_b^-power / sum_k n_k^(1 - power), so region b's share of the total weight goes as n_b^(1 - power): with
+    power 1 every region present holds the same share, with 0 nothing changes. The mean multiplier over the valid
+    steps is 1, so the gradient's scale is kept; within a region every step weighs the same, as before."""
     present, counts = np.unique(region[mask], return_counts=True)
-    if present.size < 2:
+    if present.size < 2 or power == 0:
         return psi
     multiplier = np.zeros(int(present.max()) + 1)
-    multiplier[present] = mask.sum() / (present.size * counts)
+    multiplier[present] = mask.sum() * counts ** -power / (counts ** (1.0 - power)).sum()
     return np.where(mask, psi * multiplier[np.where(mask, region, present[0])], psi)
 
 

@@ -65,7 +65,7 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
         psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
     region = None if rollout.context is None else regions(c, rollout.context)
     if region is not None:  # --balance-regions: after normalisation, which would undo the scaling
-        psi = estimators.balance(psi, m, region)
+        psi = estimators.balance(psi, m, region, c.balance_power)
     return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
                    torch.as_tensor(psi[m], dtype=torch.float32),
                    None if targets is None else torch.as_tensor(targets[m], dtype=torch.float32),
