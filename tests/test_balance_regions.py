@@ -110,6 +110,10 @@ def test_the_balanced_estimate_is_each_contexts_gradient_per_step_averaged_over_
     assert not bias_test(plain, balanced_truth, ALPHA).passed
 
 
+def _losses(rows):
+    return [row["policy_loss"] for row in rows]
+
+
 def test_a_balanced_run_resumes_to_the_same_numbers_and_differs_from_one_without(tmp_path):
     from robopg.errors import TrainingInterrupted
 
@@ -123,7 +127,25 @@ def test_a_balanced_run_resumes_to_the_same_numbers_and_differs_from_one_without
     _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
     assert robopg.api.load_config(full.run_dir).balance_regions == "mass=2,friction=2"
     plain = robopg.train(tiny("Hopper-v5", **{**kw, "balance_regions": ""}), tmp_path / "plain")
-    assert _numbers(plain.run_dir) != _numbers(full.run_dir)
+    assert _losses(_numbers(plain.run_dir)) != _losses(_numbers(full.run_dir))
+
+
+def test_balance_from_weighs_the_plain_mean_before_its_step_and_resumes_across_it(tmp_path):
+    from robopg.errors import TrainingInterrupted
+
+    from .test_training import interrupt_at
+
+    kw = dict(steps=2048, batch_size=512, checkpoint_every=100, randomize="mass=0.5:1.5,friction=0.5:1.5")
+    plain = _numbers(robopg.train(tiny("Hopper-v5", **kw), tmp_path / "plain").run_dir)
+    kw.update(balance_regions="mass=2,friction=2", balance_from=1024)
+    late = _numbers(robopg.train(tiny("Hopper-v5", **kw), tmp_path / "late").run_dir)
+    early = _numbers(robopg.train(tiny("Hopper-v5", **{**kw, "balance_from": 0}), tmp_path / "early").run_dir)
+    # The first two batches (1,024 steps) as without the option, to the bit; then balanced.
+    _same(late[:2], plain[:2])
+    assert _losses(late[2:]) != _losses(plain[2:]) and _losses(late[:1]) != _losses(early[:1])
+    with pytest.raises(TrainingInterrupted):  # stopped before the step, resumed after it
+        robopg.train(tiny("Hopper-v5", **kw), tmp_path / "cut", callbacks=[interrupt_at(1)])
+    _same(late, _numbers(robopg.resume(tmp_path / "cut").run_dir))
 
 
 def test_parse_balance_reads_names_and_counts():
@@ -139,6 +161,8 @@ def test_parse_balance_reads_names_and_counts():
     (["--balance-regions", "weight=3"], "weight"),
     (["--balance-regions", "mass=2,mass=3"], "twice"),
     (["--balance-power", "0.5"], "--balance-regions"),
+    (["--balance-from", "512"], "--balance-regions"),
+    (["--balance-regions", "mass=2", "--balance-from", "1024"], "before --steps"),
     (["--balance-regions", "mass=2", "--balance-power", "1.5"], "[0, 1]"),
 ])
 def test_bad_balance_exits_2_naming_the_option(cli, tmp_path, args, why):
@@ -146,6 +170,6 @@ def test_bad_balance_exits_2_naming_the_option(cli, tmp_path, args, why):
               "--run-dir", tmp_path / "r")
     assert out.returncode == 2, out.stderr
     line, = out.stderr.strip().splitlines()
-    assert ("--balance-regions" in line or "--balance-power" in line) and why in line
+    assert any(o in line for o in ("--balance-regions", "--balance-power", "--balance-from")) and why in line
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "r").exists()

@@ -67,6 +67,8 @@ ROLES = {
 }
 
 
+BALANCE_DEFAULTS = {"balance_power": 1.0, "balance_from": 0}  # what --balance-regions' options are without it
+
 # Per-field checks (``check=`` in a field's metadata): a reason the value cannot work, or None.
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -298,6 +300,9 @@ class Config:
                               "the gradient goes as n_b^(1 - P) for its n_b steps in the batch: 1 gives every region "
                               "the same share, 0 the plain batch mean, 0.5 shares in proportion to the square root of "
                               "the steps (temperature sampling's middle way in multi-task learning).", check="unit")
+    balance_from: int = _f(0, "With --balance-regions: the env step it starts at (before it, every step weighs the "
+                           "same), e.g. --randomize-after's, so that the gait of the start robots is learned from "
+                           "the plain mean (0: from the first step).", check="count")
     obs_noise: float = _f(0.0, "Std of Gaussian noise added to every observation the policy sees (0: none).",
                           check="non_negative")
     action_noise: float = _f(0.0, "Std of Gaussian noise added to every action sent to the robot (0: none).",
@@ -501,9 +506,15 @@ class Config:
                        "the policy does not estimate: name only its parameters")
 
     def _check_balance_regions(self) -> None:
-        if self.balance_power != 1.0 and not self.balance_regions:
-            raise _bad("balance_power", "sets how evenly --balance-regions weighs the regions: it needs "
-                       "--balance-regions")
+        for name, what in (("balance_power", "how evenly"), ("balance_from", "from which env step")):
+            if getattr(self, name) != BALANCE_DEFAULTS[name] and not self.balance_regions:
+                raise _bad(name, f"sets {what} --balance-regions weighs the regions: it needs --balance-regions")
+        if self.balance_regions and self.distill_from:
+            raise _bad("balance_regions", "weighs the policy's updates, and a --distill-from run makes none: leave it "
+                       "out")
+        if self.balance_from >= self.steps:
+            raise _bad("balance_from", f"starts at env step {self.balance_from:,}, when the run's {self.steps:,} steps "
+                       "are over: give a step before --steps")
         extra = set(parse_balance(self.balance_regions)) - set(parse_randomize(self.randomize))
         if extra:
             raise _bad("balance_regions", f"names {_short_names(extra)}, which --randomize does not randomise: "

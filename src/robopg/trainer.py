@@ -144,6 +144,8 @@ class Trainer:
             self.focus.update(rollout.episode_factors, rollout.episode_returns)
         if self.config.gamma_schedule:
             self.algorithm.critic.discount(self.config.gamma_at(self.env_steps))
+        if self.config.balance_from:
+            self.algorithm.critic.balance(self.env_steps >= self.config.balance_from)
         stats = self.algorithm.update(rollout, self.iteration + 1, self.env_steps / self.config.steps)
         if self.physics_fit is not None:  # after the update: the batch is sampled and learned from with one e
             stats.update(self.physics_fit.fit(rollout, self.iteration + 1))

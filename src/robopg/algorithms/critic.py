@@ -30,6 +30,7 @@ class Critic:
             self.value_fit = ValueFit(value, c.value_lr, c.value_epochs, c.value_minibatches, c.context_noise())
         self.value = self.value_fit.value if self.value_fit else None
         self.gamma = c.gamma
+        self.balance_power = 0.0 if c.balance_from else c.balance_power  # --balance-from: see balance()
         self.reward_scaler = RewardScaler(num_envs, c.gamma) if c.normalize_rewards else None
 
     def discount(self, gamma: float) -> None:
@@ -38,12 +39,18 @@ class Critic:
         if self.reward_scaler is not None:
             self.reward_scaler.gamma = gamma
 
+    def balance(self, on: bool) -> None:
+        """Weigh the batches from now on with --balance-regions' power (``on``) or as the plain mean."""
+        self.balance_power = self.config.balance_power if on else 0.0
+
     def weights(self, rollout: Rollout) -> Weights:
-        return compute_weights(self.config, rollout, self.value, self.reward_scaler, gamma=self.gamma)
+        return compute_weights(self.config, rollout, self.value, self.reward_scaler, gamma=self.gamma,
+                               balance_power=self.balance_power)
 
     def reweigh(self, rollout: Rollout, w: Weights) -> Weights:
         """``w``'s batch weighed again with the value function as it is now (the rewards as scaled then)."""
-        return compute_weights(self.config, rollout, self.value, None, rewards=w.rewards, gamma=self.gamma)
+        return compute_weights(self.config, rollout, self.value, None, rewards=w.rewards, gamma=self.gamma,
+                               balance_power=self.balance_power)
 
     def fit(self, w: Weights, iteration: int, clip: float | None = None, epochs: int | None = None
             ) -> dict[str, float]:

@@ -35,11 +35,12 @@ class Weights:
 
 def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
                     reward_scaler: RewardScaler | None, rewards: np.ndarray | None = None,
-                    gamma: float | None = None) -> Weights:
+                    gamma: float | None = None, balance_power: float | None = None) -> Weights:
     """Psi_t as ``config.estimator`` and ``config.baseline`` say, then normalised if asked. ``rewards``: those
     of an earlier ``Weights`` of the same rollout, to compute Psi again with a refitted value function (the
     scaler, which learns from each batch it scales, is then not called). ``gamma``: the discount, if not
-    ``config.gamma`` (--gamma-schedule)."""
+    ``config.gamma`` (--gamma-schedule); ``balance_power``: --balance-regions' power, if not ``config.balance_power``
+    (0 before --balance-from)."""
     c, m = config, rollout.mask
     if rewards is None:
         rewards = rollout.rewards
@@ -65,7 +66,7 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
         psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
     region = None if rollout.context is None else regions(c, rollout.context)
     if region is not None:  # --balance-regions: after normalisation, which would undo the scaling
-        psi = estimators.balance(psi, m, region, c.balance_power)
+        psi = estimators.balance(psi, m, region, c.balance_power if balance_power is None else balance_power)
     return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
                    torch.as_tensor(psi[m], dtype=torch.float32),
                    None if targets is None else torch.as_tensor(targets[m], dtype=torch.float32),
