@@ -148,6 +148,36 @@ def test_balance_from_weighs_the_plain_mean_before_its_step_and_resumes_across_i
     _same(late, _numbers(robopg.resume(tmp_path / "cut").run_dir))
 
 
+def test_apart_the_nominal_robots_keep_their_weights_and_the_drawn_ones_are_balanced():
+    from robopg.algorithms.weights import compute_weights
+    from robopg.sampler import Rollout
+
+    rng = np.random.default_rng(3)
+    T, N = 5, 12
+    context = np.log(rng.choice([0.5, 1.2], size=(1, N, 1)).repeat(T, 0)).astype(np.float32)
+    context[:, :5] = 0.0  # five envs run the nominal robot
+    context[:, 5:7] = np.log(0.9)  # drawn robots of the middle part, where the nominal one would count
+    mask = rng.random((T, N)) < 0.9
+    rollout = Rollout(obs=rng.normal(size=(T, N, 3)).astype(np.float32), actions=rng.normal(size=(T, N, 1)),
+                      rewards=rng.normal(size=(T, N)), next_obs=rng.normal(size=(T, N, 3)).astype(np.float32),
+                      terminated=np.zeros((T, N), bool), truncated=np.zeros((T, N), bool), mask=mask,
+                      episode_returns=[], episode_lengths=[], context=context)
+    kw = dict(env_id="Hopper-v5", randomize="mass=0.4:1.6", randomize_nominal=0.5, baseline="mean", estimator="rtg",
+              normalize_advantages=False)
+    plain = compute_weights(Config(**kw), rollout, None, None).psi.numpy()
+    apart = compute_weights(Config(**kw, balance_regions="mass=3", balance_nominal="apart"), rollout, None,
+                            None).psi.numpy()
+    steps = np.broadcast_to(np.arange(N), (T, N))[mask]
+    multiplier = apart / plain
+    np.testing.assert_array_equal(multiplier[steps < 5], 1.0)  # the nominal robots' steps: as they were
+    drawn = multiplier[steps >= 5]
+    assert drawn.mean() == pytest.approx(1.0)  # the drawn robots keep their total weight, shared evenly
+    part = regions(Config(**kw, balance_regions="mass=3"), context)[mask][steps >= 5]
+    shares = [drawn[part == b].sum() for b in np.unique(part)]
+    np.testing.assert_allclose(shares, shares[0])
+    assert len(shares) == 3
+
+
 def test_parse_balance_reads_names_and_counts():
     assert parse_balance("mass=3, friction=2") == {"body_mass": 3, "geom_friction": 2}
     assert parse_balance("") == {}
@@ -162,6 +192,8 @@ def test_parse_balance_reads_names_and_counts():
     (["--balance-regions", "mass=2,mass=3"], "twice"),
     (["--balance-power", "0.5"], "--balance-regions"),
     (["--balance-from", "512"], "--balance-regions"),
+    (["--balance-nominal", "apart"], "--balance-regions"),
+    (["--balance-regions", "mass=2", "--balance-nominal", "apart"], "--randomize-nominal"),
     (["--balance-regions", "mass=2", "--balance-from", "1024"], "before --steps"),
     (["--balance-regions", "mass=2", "--balance-power", "1.5"], "[0, 1]"),
 ])
@@ -170,6 +202,7 @@ def test_bad_balance_exits_2_naming_the_option(cli, tmp_path, args, why):
               "--run-dir", tmp_path / "r")
     assert out.returncode == 2, out.stderr
     line, = out.stderr.strip().splitlines()
-    assert any(o in line for o in ("--balance-regions", "--balance-power", "--balance-from")) and why in line
+    assert any(o in line for o in ("--balance-regions", "--balance-power", "--balance-from", "--balance-nominal"))
+    assert why in line
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "r").exists()

@@ -67,7 +67,8 @@ ROLES = {
 }
 
 
-BALANCE_DEFAULTS = {"balance_power": 1.0, "balance_from": 0}  # what --balance-regions' options are without it
+# What --balance-regions' options are without it
+BALANCE_DEFAULTS = {"balance_power": 1.0, "balance_from": 0, "balance_nominal": "region"}
 
 # Per-field checks (``check=`` in a field's metadata): a reason the value cannot work, or None.
 def _number(v: Any) -> bool:
@@ -300,6 +301,10 @@ class Config:
                               "the gradient goes as n_b^(1 - P) for its n_b steps in the batch: 1 gives every region "
                               "the same share, 0 the plain batch mean, 0.5 shares in proportion to the square root of "
                               "the steps (temperature sampling's middle way in multi-task learning).", check="unit")
+    balance_nominal: str = _f("region", "With --balance-regions: 'region' counts the nominal robots of "
+                              "--randomize-nominal in the region they fall in; 'apart' leaves their steps' weights as "
+                              "they are and balances the drawn robots among themselves, so the mix keeps the nominal "
+                              "robot's share of the gradient.", choices=("region", "apart"))
     balance_from: int = _f(0, "With --balance-regions: the env step it starts at (before it, every step weighs the "
                            "same), e.g. --randomize-after's, so that the gait of the start robots is learned from "
                            "the plain mean (0: from the first step).", check="count")
@@ -506,9 +511,13 @@ class Config:
                        "the policy does not estimate: name only its parameters")
 
     def _check_balance_regions(self) -> None:
-        for name, what in (("balance_power", "how evenly"), ("balance_from", "from which env step")):
+        for name, what in (("balance_power", "how evenly"), ("balance_from", "from which env step"),
+                           ("balance_nominal", "where the nominal robots are when")):
             if getattr(self, name) != BALANCE_DEFAULTS[name] and not self.balance_regions:
                 raise _bad(name, f"sets {what} --balance-regions weighs the regions: it needs --balance-regions")
+        if self.balance_nominal == "apart" and not self.randomize_nominal:
+            raise _bad("balance_nominal", "'apart' keeps --randomize-nominal's robots out of the balance: it needs "
+                       "--randomize-nominal")
         if self.balance_regions and self.distill_from:
             raise _bad("balance_regions", "weighs the policy's updates, and a --distill-from run makes none: leave it "
                        "out")

@@ -287,6 +287,12 @@ def regions(config, context: np.ndarray) -> np.ndarray | None:
     return region
 
 
+def nominal(config, context: np.ndarray) -> np.ndarray:
+    """``context.shape[:-1]`` booleans: the rows whose robot is the nominal one (every --randomize factor exactly 1,
+    as --randomize-nominal starts it; a drawn robot is never exactly that)."""
+    return np.all(context[..., :len(parse_randomize(config.randomize))] == 0, axis=-1)
+
+
 def policy_context(config) -> tuple[str, ...]:
     """The physics parameters whose log factors a --policy-obs privileged policy reads after its observation, in
     order (none for any other policy): what its evaluation envs append (``robopg.envs.context``)."""

@@ -11,7 +11,7 @@ import torch
 from .. import estimators
 from ..normalization import RewardScaler
 from ..policies import ValueFunction
-from ..randomization import regions
+from ..randomization import nominal, regions
 from ..sampler import Rollout
 
 
@@ -66,7 +66,8 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
         psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
     region = None if rollout.context is None else regions(c, rollout.context)
     if region is not None:  # --balance-regions: after normalisation, which would undo the scaling
-        psi = estimators.balance(psi, m, region, c.balance_power if balance_power is None else balance_power)
+        weighed = m & ~nominal(c, rollout.context) if c.balance_nominal == "apart" else m
+        psi = estimators.balance(psi, weighed, region, c.balance_power if balance_power is None else balance_power)
     return Weights(torch.as_tensor(rollout.obs[m]), torch.as_tensor(rollout.actions[m]),
                    torch.as_tensor(psi[m], dtype=torch.float32),
                    None if targets is None else torch.as_tensor(targets[m], dtype=torch.float32),
