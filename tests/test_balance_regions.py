@@ -60,32 +60,13 @@ def test_regions_cut_each_range_in_its_draw_space_and_combine_parameters():
     assert regions(Config(env_id="Hopper-v5", randomize="mass=0.5:1.5"), np.zeros((3, 1))) is None
 
 
-def _episode_lengths(mdp, theta):
-    """Each context's expected episode length: its corridor's objective with a reward of 1 per step."""
-    import torch
-
-    return np.array([exact.TabularMDP(m.P, np.where(m.terminal[:, None], 0.0, 1.0) * np.ones_like(m.R), m.mu0,
-                                      m.terminal, 1.0, m.horizon, 0.0, "length").objective(torch.tensor(theta)).item()
-                     for m in mdp.mdps])
-
-
-def _context_gradients(mdp, theta):
-    import torch
-
-    out = []
-    for m in mdp.mdps:
-        t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-        m.objective(t).backward()
-        out.append(t.grad.numpy().reshape(-1))
-    return np.array(out)
-
-
 @pytest.mark.parametrize("power", [1.0, 0.5])
 def test_the_balanced_estimate_is_each_contexts_gradient_per_step_averaged_over_the_contexts(power):
     # the light corridor in four episodes of five: the batch's steps are mostly its
     mdp = exact.HiddenContextMDP(exact.hidden_context_chain(5).mdps, np.array([0.8, 0.2]))
     theta = np.random.default_rng(1).normal(0, 0.5, size=(6, 2))
-    grads, lengths = _context_gradients(mdp, theta), _episode_lengths(mdp, theta)
+    grads = np.array([m.gradient(theta).reshape(-1) for m in mdp.mdps])
+    lengths = np.array([m.visitation(theta).sum() for m in mdp.mdps])  # each context's E[episode length]
     assert abs(lengths[0] - lengths[1]) > 1.0  # the corridors' episodes differ in length, or both targets agree
     # Region b's steps in a batch of K episodes: n_b ~ K p_b E[L_b]. The multipliers settle at
     # n n_b^-power / sum_k n_k^(1 - power), the estimate at
