@@ -339,6 +339,13 @@ class Config:
                                       "batches, not only the newest (DAgger's aggregation: the true factors label "
                                       "a step rightly whichever policy sampled it; not given: 1).",
                                       check="optional_positive_int")
+    physics_estimate_regions: str = _f("", "With --policy-obs estimated: weigh the regions of the --randomize ranges "
+                                       "evenly in the physics estimate's regression, NAME=BINS,... as "
+                                       "--balance-regions cuts them (the nominal robots in the region they fall "
+                                       "in). Robots that fall early hold few of the steps it is fit on, and an "
+                                       "estimate fit on every step alike reads them as robots nearer the nominal "
+                                       "one (docs/robustness.md). Empty: every step weighs the same.",
+                                       check="balance")
     distill_from: str = _f("", "A --policy-obs privileged run (the teacher) to distil into a policy a robot can run: "
                            "this run's policy is the teacher's, its true physics inputs replaced by an estimate "
                            "from the observation (--policy-obs estimated), fit by regression on the teacher's "
@@ -433,8 +440,9 @@ class Config:
                        "makes none: leave it out")
         self._check_action_gain_start()
         self._check_balance_regions()
-        for name in ("physics_estimate_lr", "physics_estimate_epochs", "physics_estimate_replay"):
-            if getattr(self, name) is not None and self.policy_obs != "estimated":
+        for name in ("physics_estimate_lr", "physics_estimate_epochs", "physics_estimate_replay",
+                     "physics_estimate_regions"):
+            if getattr(self, name) not in (None, "") and self.policy_obs != "estimated":
                 raise _bad(name, "sets the fit of the policy's physics estimate: it needs --policy-obs estimated")
         if self.critic_context_noise and self.critic_obs != "privileged":  # (0 is no noise: allowed anywhere)
             raise _bad("critic_context_noise", "blurs a privileged value function's context inputs: it needs "
@@ -524,10 +532,11 @@ class Config:
         if self.balance_from >= self.steps:
             raise _bad("balance_from", f"starts at env step {self.balance_from:,}, when the run's {self.steps:,} steps "
                        "are over: give a step before --steps")
-        extra = set(parse_balance(self.balance_regions)) - set(parse_randomize(self.randomize))
-        if extra:
-            raise _bad("balance_regions", f"names {_short_names(extra)}, which --randomize does not randomise: "
-                       "name only its parameters")
+        for name in ("balance_regions", "physics_estimate_regions"):
+            extra = set(parse_balance(getattr(self, name))) - set(parse_randomize(self.randomize))
+            if extra:
+                raise _bad(name, f"names {_short_names(extra)}, which --randomize does not randomise: name only its "
+                           "parameters")
 
     def _check_algorithm(self) -> None:
         a = self.algorithm

@@ -19,13 +19,16 @@ import collections
 import copy
 import math
 
+import numpy as np
 import torch
 
 from .config import PHYSICS_ESTIMATE_EPOCHS, PHYSICS_ESTIMATE_LR
 from .errors import NonFiniteError
+from .estimators import balance
 from .normalization import ObsNormalizer
 from .optim import Adam
 from .policies.networks import as_parameters
+from .randomization import regions
 from .sampler import Rollout
 
 MINIBATCHES = 8  # per pass over a batch, as the value function's default
@@ -42,6 +45,7 @@ class PhysicsEstimateFit:
         lr = PHYSICS_ESTIMATE_LR if c.physics_estimate_lr is None else c.physics_estimate_lr
         self.epochs = PHYSICS_ESTIMATE_EPOCHS if c.physics_estimate_epochs is None else c.physics_estimate_epochs
         self.optimizer = Adam(self.twin.parameters(), lr=lr)
+        self.config = config  # --physics-estimate-regions reads its ranges
         # The newest batches' raw observations and true contexts: normalised when fit, since a policy that is
         # learning moves its observation normaliser.
         self.replay = collections.deque(maxlen=c.physics_estimate_replay or 1)
@@ -61,6 +65,7 @@ class PhysicsEstimateFit:
         with torch.no_grad():
             x = self.policy.normalizer(torch.cat([obs for obs, _ in self.replay]))
             target = torch.cat([context for _, context in self.replay])
+            weight = self._weights(target)
             if self.target is not None:
                 target = self.target(target)
             newest = slice(x.shape[0] - rows, None)
@@ -71,9 +76,11 @@ class PhysicsEstimateFit:
         for _ in range(self.epochs):
             perm = torch.randperm(n)
             x_epoch, target_epoch = x[perm], target[perm]
+            weight_epoch = None if weight is None else weight[perm]
             for start in range(0, n, size):
                 part = slice(start, start + size)
-                loss = (self.twin(x_epoch[part]) - target_epoch[part]).pow(2).mean()
+                squared = (self.twin(x_epoch[part]) - target_epoch[part]).pow(2)
+                loss = (squared if weight_epoch is None else weight_epoch[part, None] * squared).mean()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -86,6 +93,16 @@ class PhysicsEstimateFit:
         explained = 1.0 - error / var.clamp_min(1e-12)
         return {"physics_estimate_loss": float(error.mean()),
                 "physics_estimate_r2": float(explained[var > 0].mean()) if (var > 0).any() else math.nan}
+
+    def _weights(self, context: torch.Tensor) -> torch.Tensor | None:
+        """--physics-estimate-regions: each fit row's weight, so that every region of the ranges present in the
+        fit's rows carries the same share of the regression (mean 1 over the rows); None without the option. From
+        the true context, before a student's target normaliser rescales it."""
+        region = regions(self.config, context.numpy(), self.config.physics_estimate_regions or "")
+        if region is None:
+            return None
+        ones = np.ones(len(region))
+        return torch.as_tensor(balance(ones, np.ones(len(region), dtype=bool), region), dtype=torch.float32)
 
     def state_dict(self) -> dict:
         return {"twin": self.twin.state_dict(), "optimizer": self.optimizer.state_dict(),
