@@ -3,36 +3,49 @@
 the estimate as trained, then refits of it (20 passes, Adam 3e-4) on four-fifths of the steps weighed alike, without
 the nominal robots, or with the mass range's thirds and the nominal robots weighed evenly, each read on the last
 fifth: R^2 of the log mass over the drawn robots, and each region's true mean mass -> the estimate's."""
-import copy, shutil, sys, tempfile
+import copy
+import shutil
+import sys
+import tempfile
 from pathlib import Path
-import numpy as np, torch
+
+import numpy as np
+import torch
+
 from robopg import checkpoint
 from robopg.api import load_config
-from robopg.trainer import Trainer
 from robopg.policies.networks import as_parameters
+from robopg.trainer import Trainer
 
-run = Path(sys.argv[1]); iters = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+run = Path(sys.argv[1])
+iters = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 torch.manual_seed(0)
-config = load_config(run); config.torch_threads = 1
-tmp = Path(tempfile.mkdtemp()); trainer = Trainer(config, tmp)
+config = load_config(run)
+config.torch_threads = 1
+tmp = Path(tempfile.mkdtemp())
+trainer = Trainer(config, tmp)
 trainer.load_checkpoint(checkpoint.load(run / "checkpoints" / "latest.pt", env_id=config.env_id))
 policy = trainer.policy if hasattr(trainer, "policy") else trainer.algorithm.policy
 obs, ctx = [], []
 for _ in range(iters):
     trainer.sampler.advance(trainer.env_steps, None)
     r = trainer.sampler.collect()
-    obs.append(torch.as_tensor(r.obs[r.mask])); ctx.append(torch.as_tensor(r.context[r.mask], dtype=torch.float32))
+    obs.append(torch.as_tensor(r.obs[r.mask]))
+    ctx.append(torch.as_tensor(r.context[r.mask], dtype=torch.float32))
 obs, ctx = torch.cat(obs), torch.cat(ctx)
 with torch.no_grad():
     x = policy.normalizer(obs)
-n = len(x); cut = int(n * 0.8)
+n = len(x)
+cut = int(n * 0.8)
 nom = (ctx[:, :2] == 0).all(1)
 edges = np.log([1e-9, 0.6, 0.75, 0.95, 1.05, 1.33, 1.6, 1e9])
 names = ["<0.6", "0.6-0.75", "0.75-0.95", "~1", "1.05-1.33", "1.33-1.6", ">=1.6"]
 def report(label, net):
     with torch.no_grad():
         e = net(x[cut:])
-    t = ctx[cut:]; lm = t[:, 0].numpy(); em = e[:, 0].numpy()
+    t = ctx[cut:]
+    lm = t[:, 0].numpy()
+    em = e[:, 0].numpy()
     drawn = ~nom[cut:].numpy()
     r2 = 1 - ((em - lm)[drawn] ** 2).mean() / lm[drawn].var()
     r2f = 1 - ((e[:, 1] - t[:, 1]).numpy()[drawn] ** 2).mean() / t[:, 1].numpy()[drawn].var()
@@ -50,18 +63,24 @@ def refit(label, weight, epochs=20):
     opt = torch.optim.Adam(twin.parameters(), lr=3e-4)
     xt, tt, wt = x[:cut], ctx[:cut], weight[:cut] / weight[:cut].mean()
     size = 4096
-    for ep in range(epochs):
+    for _ in range(epochs):
         perm = torch.randperm(cut)
         for s in range(0, cut, size):
             i = perm[s:s + size]
             loss = (wt[i, None] * (twin(xt[i]) - tt[i]).pow(2)).mean()
-            opt.zero_grad(); loss.backward(); opt.step()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     report(label, twin)
 refit("refit all", torch.ones(n))
 refit("refit drawn", (~nom).float())
 # mass regions evenly (three log-parts of 0.4-1.8), the nominal robots a region of their own
-lm = ctx[:, 0].numpy(); a, b = np.log(0.4), np.log(1.8)
-reg = np.clip(np.floor((lm - a) / (b - a) * 3), 0, 2).astype(int); reg[nom.numpy()] = 3
-cnt = np.bincount(reg, minlength=4); w = torch.as_tensor(n / (4 * cnt[reg]), dtype=torch.float32)
+lm = ctx[:, 0].numpy()
+a, b = np.log(0.4), np.log(1.8)
+reg = np.clip(np.floor((lm - a) / (b - a) * 3), 0, 2).astype(int)
+reg[nom.numpy()] = 3
+cnt = np.bincount(reg, minlength=4)
+w = torch.as_tensor(n / (4 * cnt[reg]), dtype=torch.float32)
 refit("refit even", w)
-trainer.close(); shutil.rmtree(tmp)
+trainer.close()
+shutil.rmtree(tmp)
