@@ -1,8 +1,9 @@
 """estfit.py RUN [ITERS]: how a --policy-obs estimated run's physics estimate reads the mass, by mass region
 (twenty-fourth session; robopg's src on PYTHONPATH). The run's final trainer samples ITERS batches (no update);
 the estimate as trained, then refits of it (20 passes, Adam 3e-4) on four-fifths of the steps weighed alike, without
-the nominal robots, or with the mass range's thirds and the nominal robots weighed evenly, each read on the last
-fifth: R^2 of the log mass over the drawn robots, and each region's true mean mass -> the estimate's."""
+the nominal robots, with the mass range's thirds and the nominal robots weighed evenly, or with the thirds alone
+(--physics-estimate-regions mass=3), each read on the last fifth: R^2 of the log mass over the drawn robots, and
+each region's true mean mass -> the estimate's."""
 import copy
 import shutil
 import sys
@@ -82,5 +83,8 @@ reg[nom.numpy()] = 3
 cnt = np.bincount(reg, minlength=4)
 w = torch.as_tensor(n / (4 * cnt[reg]), dtype=torch.float32)
 refit("refit even", w)
+# the mass range's thirds evenly, the nominal robots in the middle one: what --physics-estimate-regions mass=3 does
+thirds = np.clip(np.floor((lm - a) / (b - a) * 3), 0, 2).astype(int)
+refit("refit thirds", torch.as_tensor(n / (3 * np.bincount(thirds, minlength=3)[thirds]), dtype=torch.float32))
 trainer.close()
 shutil.rmtree(tmp)
