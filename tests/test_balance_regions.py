@@ -55,9 +55,9 @@ def test_regions_cut_each_range_in_its_draw_space_and_combine_parameters():
     # log space: the mass parts end at 0.4 * 4.5^(1/3) = 0.66 and 0.4 * 4.5^(2/3) = 1.09
     mass = [0, 0, 1, 1, 2, 2, 0, 2]
     friction = [0, 0, 1, 1, 0, 1, 1, 1]  # 1.0 opens the upper half
-    got = regions(config, np.log(factors).astype(np.float32))
+    got = regions(config, np.log(factors).astype(np.float32), config.balance_regions)
     assert got.tolist() == [2 * m + f for m, f in zip(mass, friction)]
-    assert regions(Config(env_id="Hopper-v5", randomize="mass=0.5:1.5"), np.zeros((3, 1))) is None
+    assert regions(Config(env_id="Hopper-v5", randomize="mass=0.5:1.5"), np.zeros((3, 1)), "") is None
 
 
 @pytest.mark.parametrize("power", [1.0, 0.5])
@@ -153,7 +153,7 @@ def test_apart_the_nominal_robots_keep_their_weights_and_the_drawn_ones_are_bala
     np.testing.assert_array_equal(multiplier[steps < 5], 1.0)  # the nominal robots' steps: as they were
     drawn = multiplier[steps >= 5]
     assert drawn.mean() == pytest.approx(1.0)  # the drawn robots keep their total weight, shared evenly
-    part = regions(Config(**kw, balance_regions="mass=3"), context)[mask][steps >= 5]
+    part = regions(Config(**kw, balance_regions="mass=3"), context, "mass=3")[mask][steps >= 5]
     shares = [drawn[part == b].sum() for b in np.unique(part)]
     np.testing.assert_allclose(shares, shares[0])
     assert len(shares) == 3

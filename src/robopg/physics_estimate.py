@@ -98,11 +98,11 @@ class PhysicsEstimateFit:
         """--physics-estimate-regions: each fit row's weight, so that every region of the ranges present in the
         fit's rows carries the same share of the regression (mean 1 over the rows); None without the option. From
         the true context, before a student's target normaliser rescales it."""
-        region = regions(self.config, context.numpy(), self.config.physics_estimate_regions or "")
+        region = regions(self.config, context.numpy(), self.config.physics_estimate_regions)
         if region is None:
             return None
-        ones = np.ones(len(region))
-        return torch.as_tensor(balance(ones, np.ones(len(region), dtype=bool), region), dtype=torch.float32)
+        every = np.ones(len(region), dtype=bool)
+        return torch.as_tensor(balance(every.astype(np.float64), every, region), dtype=torch.float32)
 
     def state_dict(self) -> dict:
         return {"twin": self.twin.state_dict(), "optimizer": self.optimizer.state_dict(),

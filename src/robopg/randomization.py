@@ -268,12 +268,12 @@ def gain_start_powers(config) -> list[float]:
     return powers + [0.0] * (estimate_dim(config) - len(powers))
 
 
-def regions(config, context: np.ndarray, spec: str | None = None) -> np.ndarray | None:
-    """--balance-regions (or ``spec`` in its form, e.g. --physics-estimate-regions): the region of the ranges each
-    context row's robot was drawn in, ``context.shape[:-1]`` integers (None without the option). Each named
-    parameter's range is cut into its BINS equal parts, in the space it is drawn in (log for a :log range); a factor
-    outside its range (a --randomize-start robot) counts in the part nearest to it."""
-    balance = parse_balance(getattr(config, "balance_regions", "") if spec is None else spec)
+def regions(config, context: np.ndarray, spec: str) -> np.ndarray | None:
+    """The region of the ranges each context row's robot was drawn in, for ``spec`` in --balance-regions' form
+    (--balance-regions, --physics-estimate-regions): ``context.shape[:-1]`` integers, None for an empty spec. Each
+    named parameter's range is cut into its BINS equal parts, in the space it is drawn in (log for a :log range); a
+    factor outside its range (a --randomize-start robot) counts in the part nearest to it."""
+    balance = parse_balance(spec)
     if not balance:
         return None
     ranges = parse_randomize(config.randomize)

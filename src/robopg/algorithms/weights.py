@@ -64,7 +64,7 @@ def compute_weights(config, rollout: Rollout, value: ValueFunction | None,
                                       c.gamma if gamma is None else gamma, c.lam, values, next_values)
     if c.normalize_advantages:
         psi = estimators.normalize(psi, m, center=c.baseline != "optimal")
-    region = None if rollout.context is None else regions(c, rollout.context)
+    region = None if rollout.context is None else regions(c, rollout.context, c.balance_regions)
     if region is not None:  # --balance-regions: after normalisation, which would undo the scaling
         weighed = m & ~nominal(c, rollout.context) if c.balance_nominal == "apart" else m
         psi = estimators.balance(psi, weighed, region, c.balance_power if balance_power is None else balance_power)
