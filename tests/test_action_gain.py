@@ -27,7 +27,8 @@ BOX = gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
 
 def _policy(gain: bool, estimate_dim: int = 0) -> GaussianPolicy:
     torch.manual_seed(0)
-    return GaussianPolicy(5, BOX, [16, 16], "tanh", -0.5, True, estimate_dim, action_gain=gain)
+    return GaussianPolicy(5, BOX, [16, 16], "tanh", -0.5, True, estimate_dim,
+                          action_gain="learned" if gain else "fixed")
 
 
 def _perturb(policy: GaussianPolicy, scale: float = 0.5) -> None:
@@ -164,7 +165,8 @@ def test_bad_input_exits_2_naming_the_option(cli, tmp_path):
 
 def test_a_gain_started_as_a_power_of_the_estimate_is_that_power_and_one_at_the_nominal_robot():
     torch.manual_seed(0)
-    policy = GaussianPolicy(5, BOX, [16, 16], "tanh", -0.5, True, 2, action_gain=True, gain_start_powers=[0.5, 0.0])
+    policy = GaussianPolicy(5, BOX, [16, 16], "tanh", -0.5, True, 2, action_gain="learned",
+                            gain_start_powers=[0.5, 0.0])
     weight = policy.action_gain.weight.detach()
     assert torch.equal(weight[:, :5], torch.zeros(3, 5)) and not policy.action_gain.bias.any()
     assert torch.equal(weight[:, 5:], torch.tensor([[0.5, 0.0]] * 3))

@@ -31,7 +31,7 @@ CHECKPOINTS = ("latest", "best", "best-eval")
 ON_ENV_ERROR = ("stop", "reset")
 CRITIC_OBS = ("obs", "privileged", "blind")
 POLICY_OBS = ("obs", "estimated", "privileged")
-ACTION_GAINS = ("fixed", "learned")
+ACTION_GAINS = ("fixed", "learned", "held")
 PHYSICS_ESTIMATE_LR, PHYSICS_ESTIMATE_EPOCHS = 1e-3, 5  # --physics-estimate-lr / -epochs when not given
 # A privileged critic fit on exact per-episode factors learns to tell the batch's few episodes apart by them and
 # lowers the return it was meant to help; noise of this std on its inputs (log factors) while it fits removed the
@@ -202,10 +202,11 @@ class Config:
                           "exp(g(x)) per joint with g linear in the network's input (the observation, its "
                           "history and, with --policy-obs estimated, the physics estimate) and bounded to "
                           "[1/3, 3]; g starts at 0, so the policy starts as it would without it. A policy can "
-                          "then scale its actions with the robot it finds itself on (docs/robustness.md).",
+                          "then scale its actions with the robot it finds itself on (docs/robustness.md). 'held': "
+                          "the gain is its --action-gain-start (a power of the physics estimate), never trained.",
                           choices=ACTION_GAINS)
-    action_gain_start: str = _f("", "With --action-gain learned and --policy-obs estimated: start the gain as a power "
-                                "of the estimated physics instead of 1, e.g. mass=0.5 for a gain of about "
+    action_gain_start: str = _f("", "With --action-gain learned or held and --policy-obs estimated: start the gain "
+                                "as a power of the estimated physics instead of 1, e.g. mass=0.5 for a gain of about "
                                 "mass^0.5 (0.71 on a robot half as heavy, 1.22 on one 1.5 times as heavy; NAME=P,..., "
                                 "names from --randomize). The gain's weights on the estimate's log factors start at "
                                 "P, so the policy starts at the nominal robot as it would without the gain and "
@@ -506,10 +507,13 @@ class Config:
                        "cells, too many to score: use fewer bins")
 
     def _check_action_gain_start(self) -> None:
+        if self.action_gain == "held" and not self.action_gain_start:
+            raise _bad("action_gain", "held keeps the gain where --action-gain-start puts it: give --action-gain-start "
+                       "(without it the gain would be 1 throughout, as with fixed)")
         if not self.action_gain_start:
             return
-        if self.action_gain != "learned":
-            raise _bad("action_gain_start", "is where the learned gain starts: it needs --action-gain learned")
+        if self.action_gain == "fixed":
+            raise _bad("action_gain_start", "is where the gain starts: it needs --action-gain learned or held")
         if self.policy_obs != "estimated" or self.distill_from:
             raise _bad("action_gain_start", "starts the gain as a power of the policy's physics estimate: it needs "
                        "--policy-obs estimated (and no --distill-from, whose policy is its teacher's)")

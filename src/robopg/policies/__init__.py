@@ -24,12 +24,12 @@ def make_policy(config, observation_space: gym.Space, action_space: gym.Space) -
     # A --policy-obs privileged policy reads the env's observation and then the true physics (the sampler, or
     # robopg.envs.context in evaluation, appends it).
     obs_dim = int(observation_space.shape[0]) + len(policy_context(config))
-    gain = getattr(config, "action_gain", "fixed") == "learned"
+    gain = getattr(config, "action_gain", "fixed")
     if isinstance(action_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,
                               config.init_log_std, config.normalize_observations, estimate_dim(config), gain,
                               gain_start_powers(config))
-    if gain:
+    if gain != "fixed":
         raise ConfigError("--action-gain: the policy's actions are discrete, there is no action to scale: use it on "
                           "continuous (Box) actions")
     return CategoricalPolicy(obs_dim, action_space, list(config.hidden_sizes), config.activation,

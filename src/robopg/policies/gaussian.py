@@ -27,17 +27,24 @@ class ActionGain(nn.Module):
     gain starts as about the product of the estimated factors to those powers (--action-gain-start), and still at
     1 on the nominal robot, whose log factors are 0.
 
+    ``trained=False`` (--action-gain held) keeps W and b as buffers, never stepped: the gain is then exactly its
+    start, a function of the physics estimate alone, and the mean network learns everything else.
+
     Why a product and not one more input: a policy whose robot turns out to be half as heavy has to scale its
     whole action down (the same torque accelerates it twice as hard), and an MLP that reads the robot's physics as
     one more input has to build that product out of its hidden units; pg did not (docs/robustness.md)."""
 
-    def __init__(self, in_dim: int, act_dim: int, start_powers: Sequence[float] = ()):
+    def __init__(self, in_dim: int, act_dim: int, start_powers: Sequence[float] = (), trained: bool = True):
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(act_dim, in_dim))
+        weight, bias = torch.zeros(act_dim, in_dim), torch.zeros(act_dim)
         if len(start_powers):
-            with torch.no_grad():
-                self.weight[:, in_dim - len(start_powers):] = torch.tensor(start_powers, dtype=torch.float32)
-        self.bias = nn.Parameter(torch.zeros(act_dim))
+            weight[:, in_dim - len(start_powers):] = torch.tensor(start_powers, dtype=torch.float32)
+        # Buffers when held: the same state_dict keys, and no parameter for an optimiser or a gradient to see.
+        for name, value in (("weight", weight), ("bias", bias)):
+            if trained:
+                setattr(self, name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
         self.bound = math.log(3.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +72,7 @@ class GaussianPolicy(Policy):
 
     def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden: list[int], activation: str,
                  init_log_std: float, normalize_observations: bool = True, estimate_dim: int = 0,
-                 action_gain: bool = False, gain_start_powers: Sequence[float] = ()):
+                 action_gain: str = "fixed", gain_start_powers: Sequence[float] = ()):
         super().__init__()
         act_dim = int(np.prod(action_space.shape))
         self.action_shape = action_space.shape
@@ -76,7 +83,8 @@ class GaussianPolicy(Policy):
         if len(gain_start_powers) > estimate_dim:
             raise ValueError(f"{len(gain_start_powers)} gain start powers for a physics estimate of {estimate_dim}")
         # (After the other parameters, which it draws nothing before: without it they are what they were.)
-        self.action_gain = ActionGain(in_dim, act_dim, gain_start_powers) if action_gain else None
+        self.action_gain = (None if action_gain == "fixed" else
+                            ActionGain(in_dim, act_dim, gain_start_powers, trained=action_gain == "learned"))
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
