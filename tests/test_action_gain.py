@@ -6,6 +6,7 @@ it."""
 
 import json
 import math
+from dataclasses import replace as dataclass_replace
 
 import gymnasium as gym
 import numpy as np
@@ -238,3 +239,77 @@ def test_a_student_cannot_start_a_gain_its_teacher_already_learned():
     config.distill_from, config.action_gain_start = "teacher", "mass=0.5"
     with pytest.raises(ConfigError, match="--action-gain-start.*--distill-from"):
         config.validate()
+
+
+# --action-gain held: the gain is its start, a power of the physics estimate, and no update moves it.
+
+HELD = dict(steps=2048, batch_size=512, checkpoint_every=100, obs_history=1, randomize="mass=0.5:1.5",
+            policy_obs="estimated", action_gain_start="mass=0.5")
+
+
+def test_a_held_gain_has_no_parameters_and_computes_what_the_learned_one_starts_with():
+    config = Config(env_id="test", hidden_sizes=[8], policy_obs="estimated", randomize="mass=0.5:1.5",
+                    action_gain_start="mass=0.5")
+    torch.manual_seed(0)
+    learned = make_policy(dataclass_replace(config, action_gain="learned"), gym.spaces.Box(-np.inf, np.inf, (5,)), BOX)
+    torch.manual_seed(0)
+    held = make_policy(dataclass_replace(config, action_gain="held"), gym.spaces.Box(-np.inf, np.inf, (5,)), BOX)
+    assert not [n for n, _ in held.named_parameters() if n.startswith("action_gain")]
+    assert len(list(held.parameters())) == len(list(learned.parameters())) - 2
+    assert held.state_dict().keys() == learned.state_dict().keys()  # the same checkpoint layout
+    for name, tensor in learned.state_dict().items():
+        assert torch.equal(tensor, held.state_dict()[name]), name
+    obs = torch.randn(64, 5)
+    with torch.no_grad():
+        assert torch.equal(held(obs), learned(obs))
+    obs = np.random.default_rng(0).normal(size=(32, 5)).astype(np.float32)
+    assert_frozen_sampler_is_sample(held, obs)
+
+
+@pytest.mark.parametrize("algorithm", ["pg", "ppo"])
+def test_a_held_gain_stays_at_its_start_while_the_policy_learns(tmp_path, algorithm):
+    run = robopg.train(tiny("Hopper-v5", algorithm=algorithm, action_gain="held", **HELD), tmp_path / "r")
+    gain = robopg.load(run.run_dir).action_gain
+    # The estimate (log mass) is the input's last column: its power is the start's 0.5 to the bit, the rest 0.
+    assert set(gain.weight[:, -1].tolist()) == {0.5} and not gain.weight[:, :-1].any() and not gain.bias.any()
+    optimizer = checkpoint.load(run.run_dir / "checkpoints" / "latest.pt")["optimizer"]
+    held = len(list(robopg.load(run.run_dir).parameters()))  # the gain's weights are none of the optimiser's
+    assert len(optimizer["param_groups"][0]["params"]) == held
+
+
+def test_a_run_with_a_held_gain_resumes_to_the_same_numbers_and_parts_from_the_learned_one(tmp_path):
+    full = robopg.train(tiny("Hopper-v5", action_gain="held", **HELD), tmp_path / "full")
+    with pytest.raises(TrainingInterrupted):
+        robopg.train(tiny("Hopper-v5", action_gain="held", **HELD), tmp_path / "cut", callbacks=[interrupt_at(2)])
+    _same(_numbers(full.run_dir), _numbers(robopg.resume(tmp_path / "cut").run_dir))
+    learned = robopg.train(tiny("Hopper-v5", action_gain="learned", **HELD), tmp_path / "learned")
+    first = [_numbers(r.run_dir)[0] for r in (learned, full)]  # the first batch: the same policy sampled it
+    assert first[0]["policy_loss"] == first[1]["policy_loss"] and first[0]["entropy"] == first[1]["entropy"]
+    assert _numbers(learned.run_dir) != _numbers(full.run_dir)
+
+
+def test_a_held_gain_is_exported_inside_the_model(tmp_path, capsys):
+    import onnxruntime as ort
+
+    from robopg.cli import main as robopg_main
+
+    run = robopg.train(tiny("Hopper-v5", action_gain="held", **{**HELD, "steps": 1024}), tmp_path / "r").run_dir
+    policy = robopg.load(run)
+    obs = np.random.default_rng(4).normal(0.0, 2.0, (200, 25)).astype(np.float32)  # 11 + 11 + 3 actions
+    assert robopg_main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    described = json.loads((tmp_path / "onnx" / "policy.json").read_text())["policy"]["action_gain"]
+    assert described.startswith("held:")
+    sess = ort.InferenceSession(str(tmp_path / "onnx" / "policy.onnx"), providers=["CPUExecutionProvider"])
+    inputs = {i.name: obs if i.name == "obs" else None for i in sess.get_inputs()}
+    assert list(inputs) == ["obs"], "an estimated policy's graph reads the observation history alone"
+    assert np.abs(sess.run(["action"], inputs)[0] - policy.act(obs, deterministic=True)).max() <= 1e-5
+    capsys.readouterr()
+
+
+def test_a_held_gain_without_a_start_exits_2_naming_the_option(cli, tmp_path):
+    out = cli("train", "Hopper-v5", "--action-gain", "held", "--steps", "1024", "--batch-size", "512",
+              "--run-dir", tmp_path / "r")
+    assert out.returncode == 2, out.stderr
+    line, = out.stderr.strip().splitlines()
+    assert "--action-gain" in line and "--action-gain-start" in line and "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()

@@ -356,8 +356,9 @@ def _describe(policy, graph, config, format, stochastic, meta, ckpt_path, which,
                   **({"opset": OPSET} if format == "onnx" else {"load": "torch.jit.load(path)"}),
                   "inputs": inputs, "outputs": [action]},
         "policy": {"type": graph.kind, "hidden_sizes": list(config.hidden_sizes), "activation": config.activation,
-                   **({"action_gain": "learned: the mean times exp(B tanh((W x + b) / B)), B = log 3, x the network's "
-                       "input; inside the model"} if getattr(policy, "action_gain", None) is not None else {}),
+                   **({"action_gain": f"{config.action_gain}: the mean times exp(B tanh((W x + b) / B)), B = log 3, x "
+                       "the network's input; inside the model"}
+                      if getattr(policy, "action_gain", None) is not None else {}),
                    **extra},
         "observation_space": {"type": "Box", "shape": list(obs_space.shape), "dtype": str(obs_space.dtype),
                               "low": np.asarray(obs_space.low).tolist(), "high": np.asarray(obs_space.high).tolist()},
