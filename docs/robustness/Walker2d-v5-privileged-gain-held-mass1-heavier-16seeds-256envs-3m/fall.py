@@ -1,0 +1,42 @@
+"""fall.py RUN MASS FRICTION [EPISODES]: how a Walker2d run's deterministic policy ends its episodes on one robot
+(twenty-sixth session; robopg's src on PYTHONPATH): per episode its length, the torso's height and angle on its
+last step and its mean forward speed; and the torso's mean height over the episodes by 50-step window."""
+import sys
+
+import numpy as np
+
+import robopg
+from robopg.api import trained_env_options
+from robopg.envs import make_vector_env, resolve_backend
+from robopg.physics import set_physics
+
+run, mass, fr = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+eps = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+policy = robopg.load(run)
+env_id = "Walker2d-v5"
+own = trained_env_options(policy, env_id)
+venv = make_vector_env(env_id, eps, backend=resolve_backend(env_id, "auto", own["env_kwargs"]), **own)
+set_physics(venv, {"body_mass": np.full(eps, mass), "geom_friction": np.full(eps, fr)}, np.arange(eps))
+obs, _ = venv.reset(seed=[10_000 + i for i in range(eps)])
+alive, last, length = np.ones(eps, bool), obs.copy(), np.zeros(eps, int)
+height, speed = [], []
+for _ in range(1000):
+    step_obs = obs
+    obs, r, term, trunc, _ = venv.step(policy.act(step_obs))
+    # the observation an episode ended from: the autoreset replaces it on the next step
+    height.append(np.where(alive, step_obs[:, 0], np.nan))
+    speed.append(np.where(alive, step_obs[:, 8], np.nan))
+    ended = alive & (term | trunc)
+    last[ended] = step_obs[ended]
+    length += alive
+    alive &= ~(term | trunc)
+    if not alive.any():
+        break
+venv.close()
+height, speed = np.array(height), np.array(speed)
+print(f"{run.rstrip('/').split('/')[-1]} mass {mass} friction {fr}")
+for i in range(eps):
+    print(f"  ep {i}: length {length[i]}  height {last[i, 0]:.2f} angle {last[i, 1]:+.2f} at its end  "
+          f"speed {np.nanmean(speed[:, i]):.2f}")
+print("  mean height by 50-step window:",
+      " ".join(f"{np.nanmean(height[k:k + 50]):.2f}" for k in range(0, len(height), 50)))
