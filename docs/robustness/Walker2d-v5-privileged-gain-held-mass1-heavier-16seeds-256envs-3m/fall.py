@@ -19,10 +19,12 @@ venv = make_vector_env(env_id, eps, backend=resolve_backend(env_id, "auto", own[
 set_physics(venv, {"body_mass": np.full(eps, mass), "geom_friction": np.full(eps, fr)}, np.arange(eps))
 obs, _ = venv.reset(seed=[10_000 + i for i in range(eps)])
 alive, last, length = np.ones(eps, bool), obs.copy(), np.zeros(eps, int)
-height, speed = [], []
+height, speed, actions = [], [], []
 for _ in range(1000):
     step_obs = obs
-    obs, r, term, trunc, _ = venv.step(policy.act(step_obs))
+    action = policy.act(step_obs)
+    obs, r, term, trunc, _ = venv.step(action)
+    actions.append(np.where(alive[:, None], action, np.nan))
     # the observation an episode ended from: the autoreset replaces it on the next step
     height.append(np.where(alive, step_obs[:, 0], np.nan))
     speed.append(np.where(alive, step_obs[:, 8], np.nan))
@@ -33,10 +35,15 @@ for _ in range(1000):
     if not alive.any():
         break
 venv.close()
-height, speed = np.array(height), np.array(speed)
+height, speed, actions = np.array(height), np.array(speed), np.array(actions)
 print(f"{run.rstrip('/').split('/')[-1]} mass {mass} friction {fr}")
 for i in range(eps):
     print(f"  ep {i}: length {length[i]}  height {last[i, 0]:.2f} angle {last[i, 1]:+.2f} at its end  "
           f"speed {np.nanmean(speed[:, i]):.2f}")
 print("  mean height by 50-step window:",
       " ".join(f"{np.nanmean(height[k:k + 50]):.2f}" for k in range(0, len(height), 50)))
+first = np.concatenate([actions[:100, i] for i in range(eps)])
+last = np.concatenate([actions[max(length[i] - 80, 0):length[i], i] for i in range(eps)])
+for name, part in (("first 100", first), ("last 80", last)):
+    share = np.nanmean(np.abs(part) >= 0.99, axis=0)
+    print(f"  at the bound, {name} steps: per joint {np.round(share, 2)}, all {share.mean():.2f}")
