@@ -18,7 +18,7 @@ own = trained_env_options(policy, env_id)
 venv = make_vector_env(env_id, eps, backend=resolve_backend(env_id, "auto", own["env_kwargs"]), **own)
 set_physics(venv, {"body_mass": np.full(eps, mass), "geom_friction": np.full(eps, fr)}, np.arange(eps))
 obs, _ = venv.reset(seed=[10_000 + i for i in range(eps)])
-alive, last, length = np.ones(eps, bool), obs.copy(), np.zeros(eps, int)
+alive, last, length, returns = np.ones(eps, bool), obs.copy(), np.zeros(eps, int), np.zeros(eps)
 height, speed, actions = [], [], []
 for _ in range(1000):
     step_obs = obs
@@ -28,6 +28,7 @@ for _ in range(1000):
     # the observation an episode ended from: the autoreset replaces it on the next step
     height.append(np.where(alive, step_obs[:, 0], np.nan))
     speed.append(np.where(alive, step_obs[:, 8], np.nan))
+    returns += r * alive
     ended = alive & (term | trunc)
     last[ended] = step_obs[ended]
     length += alive
@@ -36,14 +37,16 @@ for _ in range(1000):
         break
 venv.close()
 height, speed, actions = np.array(height), np.array(speed), np.array(actions)
-print(f"{run.rstrip('/').split('/')[-1]} mass {mass} friction {fr}")
+print(f"{run.rstrip('/').split('/')[-1]} mass {mass} friction {fr}: mean return {returns.mean():.0f}")
 for i in range(eps):
-    print(f"  ep {i}: length {length[i]}  height {last[i, 0]:.2f} angle {last[i, 1]:+.2f} at its end  "
-          f"speed {np.nanmean(speed[:, i]):.2f}")
+    print(f"  ep {i}: return {returns[i]:.0f} length {length[i]}  height {last[i, 0]:.2f} angle {last[i, 1]:+.2f} "
+          f"at its end  speed {np.nanmean(speed[:, i]):.2f}")
 print("  mean height by 50-step window:",
       " ".join(f"{np.nanmean(height[k:k + 50]):.2f}" for k in range(0, len(height), 50)))
 first = np.concatenate([actions[:100, i] for i in range(eps)])
 last = np.concatenate([actions[max(length[i] - 80, 0):length[i], i] for i in range(eps)])
-for name, part in (("first 100", first), ("last 80", last)):
-    share = np.nanmean(np.abs(part) >= 0.99, axis=0)
+every = actions.reshape(-1, actions.shape[-1])
+for name, part in (("all", every), ("first 100", first), ("last 80", last)):
+    lived = ~np.isnan(part)  # the steps after an episode's end are NaN, and NaN >= 0.99 is False: leave them out
+    share = (np.abs(np.nan_to_num(part)) >= 0.99).sum(0) / lived.sum(0)
     print(f"  at the bound, {name} steps: per joint {np.round(share, 2)}, all {share.mean():.2f}")
